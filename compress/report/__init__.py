@@ -1,0 +1,1 @@
+"""Reports: aggregation of run directories, plots."""

@@ -1,0 +1,1 @@
+"""Where an artifact runs: ONNX Runtime, TensorRT, Larq Compute Engine (local or over SSH)."""

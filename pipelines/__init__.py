@@ -1,0 +1,1 @@
+"""Stages chained with gates, resume and reports; and the `lottery` command line."""
