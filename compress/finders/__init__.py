@@ -46,15 +46,27 @@ def register(finder: Finder) -> None:
 
 
 register(Finder("imp", ImpHparams, imp_run_seed, "Iterative Magnitude Pruning with rewinding (LTH)"))
+# Other finders live in their own modules and register on import; one line each here.
+FINDER_MODULES: list[str] = [
+]
+
+
+def _load() -> None:
+    import importlib
+
+    for module in FINDER_MODULES:
+        importlib.import_module(module)
 
 
 def get(name: str) -> Finder:
+    _load()
     if name not in _REGISTRY:
         raise UnknownNameError("finder", name, _REGISTRY)
     return _REGISTRY[name]
 
 
 def names() -> dict[str, str]:
+    _load()
     return {n: f.description for n, f in sorted(_REGISTRY.items())}
 
 

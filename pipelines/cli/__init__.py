@@ -1,10 +1,16 @@
-"""The `lottery` command: a thin layer over the Python API (compress, export, deploy_targets, pipelines)."""
+"""The `lottery` command: a thin layer over the Python API (compress, export, deploy_targets, pipelines).
+
+Each command lives in its own module; the modules listed in COMMAND_MODULES attach themselves to `app`
+or to one of the sub-apps (`find`, `export`, `deploy`) when imported.
+"""
 
 from __future__ import annotations
 
+import importlib
+
 import typer
 
-from pipelines.cli import find, info
+from pipelines.cli import deploy, export, find, info
 
 app = typer.Typer(
     name="lottery",
@@ -15,7 +21,17 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(find.app, name="find")
+app.add_typer(export.app, name="export")
+app.add_typer(deploy.app, name="deploy")
 info.register(app)
+
+# One line per command module; a module registers on `app` via `register(app)` or decorates a sub-app.
+COMMAND_MODULES: list[str] = [
+]
+for _name in COMMAND_MODULES:
+    _mod = importlib.import_module(_name)
+    if hasattr(_mod, "register"):
+        _mod.register(app)
 
 
 def main() -> None:
