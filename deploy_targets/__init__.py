@@ -24,7 +24,9 @@ class Target(Protocol):
 
     def evaluate(self, artifact: Path, x: Any, y: Any) -> dict[str, Any]: ...
 
-    def benchmark(self, artifact: Path, input_shape: tuple[int, ...], batch_sizes: tuple[int, ...]) -> dict[str, Any]: ...
+    def benchmark(
+        self, artifact: Path, input_shape: tuple[int, ...], batch_sizes: tuple[int, ...]
+    ) -> dict[str, Any]: ...
 
 
 _BY_SUFFIX: dict[str, Callable[..., Target]] = {}
