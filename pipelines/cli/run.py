@@ -1,0 +1,128 @@
+"""`lottery run [PIPELINE]` and `lottery presets`: end-to-end pipelines with gates, resume and a report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from pipelines.cli.common import err_console, friendly, interactive, out_console, pct, print_json, setup_logging
+
+STATUS_STYLE = {"passed": "green", "failed": "bold red", "skipped": "yellow", "not_run": "dim", "error": "red"}
+
+
+def stages_table(rep: dict[str, Any]) -> Table:
+    t = Table(title=f"pipeline {rep['pipeline']}: {rep['status']}", caption="r = resumed (finished earlier)")
+    for col in ("#", "stage", "status", "size KiB", "acc %", "p50 ms", "wall s", "gate"):
+        t.add_column(col, justify="right" if col in ("#", "size KiB", "acc %", "p50 ms", "wall s") else "left",
+                     no_wrap=col != "stage")
+    for r in rep["stages"]:
+        m = r["metrics"]
+        size = m.get("size_bytes")
+        lat = m.get("latency_ms_p50")
+        style = STATUS_STYLE.get(r["status"], "")
+        status = r["status"] + (" r" if r["resumed"] else "")
+        t.add_row(str(r["index"]), r["name"], f"[{style}]{status}[/]" if style else status,
+                  "-" if size is None else f"{size / 1024:.1f}", pct(m.get("test_acc")),
+                  "-" if lat is None else f"{lat:.3f}", f"{r['wall_s']:.1f}", r["gate"])
+    return t
+
+
+def plan_table(rows: list[dict[str, Any]]) -> Table:
+    t = Table(title="plan (nothing was run)")
+    for col in ("#", "stage", "kind", "key", "state", "gates", "settings"):
+        t.add_column(col)
+    for r in rows:
+        state = r["state"] + (f": {r['reason']}" if r["reason"] else "")
+        gates = ", ".join(f"{k}={v:g}" for k, v in r["gates"].items()) or "-"
+        settings = json.dumps(r["settings"], separators=(",", ":"))[1:-1] or "defaults"
+        t.add_row(str(r["index"]), r["name"], r["kind"], r["key"], state, gates, settings)
+    return t
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run")
+    @friendly
+    def run(
+        pipeline: Annotated[str | None, typer.Argument(
+            help="A preset name (see `lottery presets`) or a pipeline .toml file. Default: quickstart.")] = None,
+        set_: Annotated[list[str] | None, typer.Option(
+            "--set", help="Override a setting: STAGE.KEY=VALUE, pipeline.KEY=VALUE, STAGE.gate.NAME=VALUE.")] = None,
+        out: Annotated[Path, typer.Option("--out", "-o", help="Root folder for run directories.")] = Path("runs"),
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (keys, done/run/skip) only.")] = False,
+        keep_going: Annotated[bool, typer.Option(help="Record failed gates and continue with later stages.")] = False,
+        require_all: Annotated[bool, typer.Option(
+            help="Fail (exit 2) instead of skipping stages whose hardware is absent (e.g. GPU stages).")] = False,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress; only the final table.")] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="Print report.json (or the plan) to stdout.")] = False,
+    ) -> None:
+        """Run a pipeline end to end: stages chained with accuracy/latency/size gates.
+
+        Finished stages are skipped when run again (after Ctrl-C or a crash too); changing one stage's
+        setting reruns that stage and the later ones. Writes report.json, report.md and plots into
+        OUT/pipelines/NAME-DIGEST/. Exit code 1 when a gate fails, 2 for bad input.
+        """
+        from pipelines.progress import PlainProgress, RichProgress
+        from pipelines.runner import Pipeline, failed_summary
+        from pipelines.stages.base import Progress
+
+        setup_logging(quiet or as_json)
+        pipe = Pipeline.load(pipeline).with_settings(set_)
+        if dry_run:
+            rows = pipe.plan(out)
+            print_json({"pipeline": pipe.spec.name, "run_dir": str(pipe.root(out)), "stages": rows}) if as_json \
+                else out_console.print(plan_table(rows))
+            return
+        if quiet or as_json:
+            rep = pipe.run(out, keep_going=keep_going, require_all=require_all, progress=Progress())
+        elif interactive():
+            with RichProgress(err_console) as bars:
+                rep = pipe.run(out, keep_going=keep_going, require_all=require_all, progress=bars)
+        else:
+            rep = pipe.run(out, keep_going=keep_going, require_all=require_all, progress=PlainProgress())
+        root = Path(rep["run_dir"])
+        if as_json:
+            print_json(rep)
+        else:
+            out_console.print(stages_table(rep))
+            err_console.print(f"report: {root / 'report.md'}\n        {root / 'report.json'}", highlight=False)
+        if rep["status"] == "failed":
+            err_console.print(f"[bold red]{failed_summary(rep)}[/]", highlight=False, soft_wrap=True)
+            raise typer.Exit(1)
+
+    @app.command("presets")
+    def list_presets(
+        stages: Annotated[bool, typer.Option("--stages", help="List stage kinds, their metrics and gates.")] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    ) -> None:
+        """List the shipped pipelines (`lottery run NAME`), or with --stages the stage kinds a spec may use."""
+        from pipelines import gates, presets
+        from pipelines import stages as registry
+
+        if stages:
+            items = {k: {"description": d, "needs": list(registry.get(k).needs),
+                         "metrics": list(registry.get(k).metrics),
+                         "gates": gates.valid_for(registry.get(k).metrics)} for k, d in registry.names().items()}
+            if as_json:
+                print_json(items)
+                return
+            t = Table(title="stage kinds")
+            for col in ("kind", "description", "needs", "gates"):
+                t.add_column(col)
+            for k, v in items.items():
+                t.add_row(k, v["description"], ", ".join(v["needs"]) or "-", ", ".join(v["gates"]) or "-")
+            out_console.print(t)
+            return
+        items = presets.names()
+        if as_json:
+            print_json(items)
+            return
+        t = Table(title=f"presets (default: {presets.DEFAULT})")
+        t.add_column("name", style="bold")
+        t.add_column("description")
+        for k, v in items.items():
+            t.add_row(k, v)
+        out_console.print(t)
