@@ -67,7 +67,28 @@ def to_onnx(model: nn.Module, input_shape: tuple[int, ...], opset: int = 17, bat
         raise _explain(model, sample, opset, e) from e
     except torch.onnx.errors.OnnxExporterError as e:
         raise ExportError(f"the ONNX exporter failed at opset {opset}: {str(e).splitlines()[0][:300]}") from e
-    return onnx.load_from_string(buf.getvalue())
+    return inline_constant_identities(onnx.load_from_string(buf.getvalue()))
+
+
+def inline_constant_identities(model: Any) -> Any:
+    """Replace `Identity(initializer)` nodes by a copy of the initializer, in place.
+
+    The TorchScript exporter deduplicates equal initializers (e.g. all-zero biases) and re-exposes them
+    through Identity nodes; TensorRT and the 2:4 report want every Conv/Gemm to read its weights straight
+    from an initializer. The duplicates cost a few bias vectors at most.
+    """
+    inits = {i.name: i for i in model.graph.initializer}
+    keep = []
+    for node in model.graph.node:
+        if node.op_type == "Identity" and node.input[0] in inits:
+            copy_ = model.graph.initializer.add()
+            copy_.CopyFrom(inits[node.input[0]])
+            copy_.name = node.output[0]
+        else:
+            keep.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
+    return model
 
 
 @contextlib.contextmanager
