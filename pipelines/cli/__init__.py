@@ -30,6 +30,9 @@ info.register(app)
 COMMAND_MODULES: list[str] = [
     "pipelines.cli.run",
     "pipelines.cli.find_pai", "pipelines.cli.finetune", "pipelines.cli.compare",  # issue 3
+    "pipelines.cli.export_onnx",
+    "pipelines.cli.export_tensorrt",
+    "pipelines.cli.bench",
 ]
 for _name in COMMAND_MODULES:
     _mod = importlib.import_module(_name)
