@@ -32,6 +32,7 @@ class Target(Protocol):
 _BY_SUFFIX: dict[str, Callable[..., Target]] = {}
 # One line per target module (each calls `register` at import).
 TARGET_MODULES: list[str] = [
+    "deploy_targets.arm_lce",
 ]
 
 
