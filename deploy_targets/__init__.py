@@ -37,6 +37,7 @@ _BY_SUFFIX: dict[str, Callable[..., Target]] = {}
 TARGET_MODULES: list[str] = [
     "deploy_targets.onnxruntime",
     "deploy_targets.tensorrt",
+    "deploy_targets.arm_lce",
 ]
 
 

@@ -33,6 +33,8 @@ COMMAND_MODULES: list[str] = [
     "pipelines.cli.export_onnx",
     "pipelines.cli.export_tensorrt",
     "pipelines.cli.bench",
+    "pipelines.cli.export_lce",
+    "pipelines.cli.deploy_edge",
 ]
 for _name in COMMAND_MODULES:
     _mod = importlib.import_module(_name)
