@@ -5,6 +5,7 @@
 | `max_acc_drop`      | baseline test_acc - stage test_acc         | measured <= value  |
 | `min_acc`           | stage test_acc                             | measured >= value  |
 | `min_agreement`     | stage agreement (top-1 equal to baseline)  | measured >= value  |
+| `min_parity`        | stage parity_agreement (artifact vs its PyTorch model) | measured >= value |
 | `max_latency_ratio` | stage latency_ratio (vs baseline, same target) | measured <= value |
 | `max_latency_ms`    | stage latency_ms_p50                       | measured <= value  |
 | `max_size_bytes`    | stage size_bytes                           | measured <= value  |
@@ -47,6 +48,8 @@ GATES: dict[str, Gate] = {g.name: g for g in (
     Gate("min_acc", "test_acc", False, False, 0.0, 1.0, _own, "lowest allowed test accuracy (fraction)"),
     Gate("min_agreement", "agreement", False, False, 0.0, 1.0, _own,
          "lowest allowed fraction of test samples with the baseline's top-1 class"),
+    Gate("min_parity", "parity_agreement", False, False, 0.0, 1.0, _own,
+         "lowest allowed fraction of test samples where an exported artifact's top-1 equals its PyTorch model's"),
     Gate("max_latency_ratio", "latency_ratio", True, False, 0.0, float("inf"), _own,
          "largest allowed latency / the baseline's latency on the same target"),
     Gate("max_latency_ms", "latency_ms_p50", True, False, 0.0, float("inf"), _own,

@@ -41,6 +41,10 @@ STAGE_MODULES: list[str] = [
     "pipelines.stages.dense",
     "pipelines.stages.imp",
     "pipelines.stages.bench_torch",
+    "pipelines.stages.finetune",
+    "pipelines.stages.export_onnx",
+    "pipelines.stages.bench_onnx",
+    "pipelines.stages.tensorrt",
 ]
 
 
