@@ -45,6 +45,8 @@ STAGE_MODULES: list[str] = [
     "pipelines.stages.export_onnx",
     "pipelines.stages.bench_onnx",
     "pipelines.stages.tensorrt",
+    "pipelines.stages.export_lce",
+    "pipelines.stages.bench_edge",
 ]
 
 

@@ -62,7 +62,7 @@ def run(ctx: StageContext) -> StageOutput:
 register(Stage(
     kind="tensorrt", hparams=TensorRTHparams, run=run, available=available,
     description="TensorRT engines with 2:4 sparse kernels on and off, verified and timed (CUDA GPU only)",
-    needs=("ticket",), produces=("plan",),
+    needs=("ticket",), produces=("plan", "onnx"),
     metrics=("test_acc", "size_bytes", "latency_ms_p50", "latency_ms_p90", "parity_agreement",
              "nm_compliant_fraction", "sparse_layers", "baseline_latency_ms_p50", "latency_ratio"),
 ))
