@@ -45,6 +45,7 @@ STAGE_MODULES: list[str] = [
     "pipelines.stages.export_onnx",
     "pipelines.stages.bench_onnx",
     "pipelines.stages.tensorrt",
+    "pipelines.stages.mpt",
     "pipelines.stages.export_lce",
     "pipelines.stages.bench_edge",
 ]
