@@ -46,6 +46,7 @@ STAGE_MODULES: list[str] = [
     "pipelines.stages.bench_onnx",
     "pipelines.stages.tensorrt",
     "pipelines.stages.mpt",
+    "pipelines.stages.binarize",
     "pipelines.stages.export_lce",
     "pipelines.stages.bench_edge",
 ]
