@@ -31,6 +31,7 @@ class PipelineSettings(Hparams):
     dataset: str = "mnist5k"
     data_root: str | None = hfield(default=None, metadata=NO_DIGEST)
     seed: int = 0
+    threads: int = hfield(default=0, metadata=NO_DIGEST)  # PyTorch intra-op threads while running; 0 = torch's default
 
 
 @dataclass
