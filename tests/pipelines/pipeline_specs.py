@@ -11,7 +11,7 @@ TRAIN = {"epochs": 1, "batch_size": 64, "eval_every": 5}
 def tiny(*extra: dict[str, Any], controls: tuple[str, ...] = (), rounds: int = 2) -> dict[str, Any]:
     """dense -> imp (no controls unless asked) -> bench_torch, with generous gates, plus `extra` stages."""
     return copy.deepcopy({
-        "pipeline": {"name": "tiny", "model": "lenet_300_100", "width": 0.25, "dataset": "digits"},
+        "pipeline": {"name": "tiny", "model": "lenet_300_100", "width": 0.25, "dataset": "digits", "threads": 1},
         "stages": [
             {"kind": "dense", "train": dict(TRAIN), "gate": {"min_acc": 0.3}},
             {"kind": "imp", "rounds": rounds, "train": dict(TRAIN), "controls": {"controls": list(controls)},

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("larq_compute_engine") 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    raw = {"pipeline": {"name": "edge", "width": 0.25, "dataset": "digits"},
+    raw = {"pipeline": {"name": "edge", "width": 0.25, "dataset": "digits", "threads": 1},
            "stages": [
                {"kind": "dense", "train": dict(TRAIN)},
                {"kind": "mpt", "keep": 0.5, "scores": {"epochs": 1, "batch_size": 64, "eval_every": 5},
