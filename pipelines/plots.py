@@ -46,7 +46,9 @@ def search_plot(root: Path, rep: dict[str, Any]) -> Path | None:
 
 
 def size_plot(root: Path, rep: dict[str, Any]) -> Path | None:
-    rows = [(r["name"], r["metrics"]["size_bytes"]) for r in rep["stages"] if r["metrics"].get("size_bytes")]
+    # Benchmark stages only re-measure the artifact before them: one bar per stage that made something.
+    rows = [(r["name"], r["metrics"]["size_bytes"]) for r in rep["stages"]
+            if r["metrics"].get("size_bytes") and not r["kind"].startswith("bench")]
     if not rows:
         return None
     plt = _plt()
@@ -57,6 +59,7 @@ def size_plot(root: Path, rep: dict[str, Any]) -> Path | None:
         ax.annotate(f"{s / 1024:.1f}", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom",
                     fontsize=8)
     ax.set_yscale("log")
+    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
     ax.set_ylabel("size (KiB, log)")
     ax.set_title(f"{rep['pipeline']}: size per stage")
     ax.grid(True, axis="y", alpha=0.3)
