@@ -68,10 +68,11 @@ def main() -> None:
             print({k: round(v, 5) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
     save_json(args.out, {
         "results": results,
-        "note": ("measured on a shared 2-core x86_64 CPU machine while other jobs ran (load average > 2): absolute "
+        "note": ("measured on a shared 2-core x86_64 CPU machine while other jobs ran (see load average): absolute "
                  "latencies are noisy; ORT and PyTorch were timed in the same run with 1 thread each "
                  f"(warm-up 20, {args.iters} timed calls). Sparse storage shrinks the file only: ONNX Runtime "
                  "densifies sparse initializers at load, so the 10%-dense ticket is not faster than the dense one."),
+        "load_average_1_5_15_at_end": [round(v, 2) for v in os.getloadavg()],
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "epochs": {"lenet_300_100": args.epochs, "conv4": args.conv_epochs},
         "wall_s": round(time.perf_counter() - start, 1),

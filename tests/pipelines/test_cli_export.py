@@ -50,6 +50,7 @@ def test_export_bad_inputs_exit_2_with_one_clear_message(run_dir, tmp_path):
         (["export", "onnx", str(run_dir), "--level", "7"], "finished levels: 0, 1, 2"),
         (["export", "onnx", str(run_dir), "--opset", "3"], "opset 3 is outside"),
         (["export", "onnx", str(run_dir), "--sparse-storage", "zip"], "auto, dense, coo"),
+        (["export", "onnx", str(run_dir), "--provider", "rocm"], "valid: cpu, cuda, tensorrt"),
         (["export", "tensorrt", str(run_dir), "--sparsity", "force", "--out", str(tmp_path / "f")],
          "--sparsity force needs every conv/FC weight 2:4"),
     ]
