@@ -28,6 +28,7 @@ info.register(app)
 
 # One line per command module; a module registers on `app` via `register(app)` or decorates a sub-app.
 COMMAND_MODULES: list[str] = [
+    "pipelines.cli.find_pai", "pipelines.cli.finetune", "pipelines.cli.compare",  # issue 3
 ]
 for _name in COMMAND_MODULES:
     _mod = importlib.import_module(_name)
