@@ -28,7 +28,12 @@ info.register(app)
 
 # One line per command module; a module registers on `app` via `register(app)` or decorates a sub-app.
 COMMAND_MODULES: list[str] = [
-    "pipelines.cli.find_pai", "pipelines.cli.finetune", "pipelines.cli.compare",  # issue 3
+    "pipelines.cli.find_pai",
+    "pipelines.cli.finetune",
+    "pipelines.cli.compare",
+    "pipelines.cli.export_onnx",
+    "pipelines.cli.export_tensorrt",
+    "pipelines.cli.bench",
 ]
 for _name in COMMAND_MODULES:
     _mod = importlib.import_module(_name)
