@@ -21,9 +21,9 @@ def make_calibrator(data: Any, cache: Path, batch_size: int = 32) -> Any:
         def get_batch_size(self) -> int:
             return batch_size
 
-        def get_batch(self, names: list[str]) -> list[int] | None:
+        def get_batch(self, names: list[str]) -> list[int]:
             if self.pos + batch_size > len(self.data):
-                return None
+                return []  # no more batches (TensorRT API: an empty list)
             # Keep a reference: TensorRT reads the buffer after this method returns.
             self.device = self.data[self.pos : self.pos + batch_size].contiguous().cuda()
             self.pos += batch_size

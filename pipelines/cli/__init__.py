@@ -28,13 +28,15 @@ info.register(app)
 
 # One line per command module; a module registers on `app` via `register(app)` or decorates a sub-app.
 COMMAND_MODULES: list[str] = [
-    "pipelines.cli.run",
-    "pipelines.cli.find_pai", "pipelines.cli.finetune", "pipelines.cli.compare",  # issue 3
+    "pipelines.cli.find_pai",
+    "pipelines.cli.finetune",
+    "pipelines.cli.compare",
     "pipelines.cli.export_onnx",
     "pipelines.cli.export_tensorrt",
     "pipelines.cli.bench",
     "pipelines.cli.export_lce",
     "pipelines.cli.deploy_edge",
+    "pipelines.cli.run",
 ]
 for _name in COMMAND_MODULES:
     _mod = importlib.import_module(_name)

@@ -46,7 +46,7 @@ def onnx_cmd(
     level: Level = None,
     seed: Seed = None,
     sparse_storage: Annotated[str, typer.Option(help="auto (sparse where smaller), dense or coo.")] = "auto",
-    opset: Annotated[int, typer.Option(help="ONNX opset (7..20).")] = 17,
+    opset: Annotated[int, typer.Option(help="ONNX opset (9..20).")] = 17,
     fp16: Annotated[bool, typer.Option("--fp16", help="fp16 weights and compute (float32 input/output).")] = False,
     batch: Annotated[int | None, typer.Option(help="Static batch size (default: dynamic batch).")] = None,
     provider: Annotated[str, typer.Option(help="ORT provider for verification: cpu, cuda or tensorrt.")] = "cpu",
