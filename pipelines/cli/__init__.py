@@ -27,6 +27,8 @@ info.register(app)
 
 # One line per command module; a module registers on `app` via `register(app)` or decorates a sub-app.
 COMMAND_MODULES: list[str] = [
+    "pipelines.cli.find_mpt",
+    "pipelines.cli.binarize",
 ]
 for _name in COMMAND_MODULES:
     _mod = importlib.import_module(_name)
