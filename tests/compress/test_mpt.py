@@ -105,3 +105,11 @@ def test_signed_constant_init_and_batchnorm_option(digits):
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             assert torch.allclose(m.weight.abs(), m.weight.abs().flatten()[0].expand_as(m.weight))
+
+
+def test_mpt_binary_act_refused_right_after_softmax():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.Softmax(dim=1), nn.Linear(8, 3))
+    with pytest.raises(UsageError, match="layer '4'.*Softmax"):
+        scored_model(model, 0.5, act="binary")
+    assert scored_model(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)), 0.5, act="binary")[1].__class__ \
+        is nn.Identity
