@@ -37,9 +37,9 @@ def test_topk_selects_exactly_k_per_layer_and_globally():
 
 
 def test_alpha_is_mean_abs_of_kept_weights():
-    lin = ScoredLinear(8, 4)
     net = scored_model(nn.Sequential(nn.Linear(8, 4)), 0.25)
     lin = net[0]
+    assert isinstance(lin, ScoredLinear)
     w = lin.binary_weight().detach()
     kept = lin.keep
     assert int(kept.sum()) == 8
