@@ -14,6 +14,7 @@ from pipelines.cli import deploy, export, find, info
 
 app = typer.Typer(
     name="lottery",
+    rich_markup_mode="markdown",
     help="From dense and untrained to small, verified and deployable: find lottery tickets, finetune or "
          "binarize them, export for GPUs (ONNX, TensorRT 2:4) and ARM edge devices (LCE), with gates.",
     no_args_is_help=True,
@@ -27,6 +28,12 @@ info.register(app)
 
 # One line per command module; a module registers on `app` via `register(app)` or decorates a sub-app.
 COMMAND_MODULES: list[str] = [
+    "pipelines.cli.find_pai",
+    "pipelines.cli.finetune",
+    "pipelines.cli.compare",
+    "pipelines.cli.export_onnx",
+    "pipelines.cli.export_tensorrt",
+    "pipelines.cli.bench",
     "pipelines.cli.find_mpt",
     "pipelines.cli.binarize",
 ]

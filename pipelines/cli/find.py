@@ -12,8 +12,11 @@ from pipelines.cli import options as o
 from pipelines.cli.common import err_console, friendly, out_console, print_json, setup_logging
 from pipelines.cli.tables import levels_table
 
-app = typer.Typer(help="Find lottery tickets. Each method writes a run directory with report.json and a plot.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode="markdown",
+    help="Find lottery tickets. Each method writes a run directory with report.json and a plot.",
+    no_args_is_help=True,
+)
 
 
 def run_finder(name: str, seeds: int, first_seed: int, out: Path, as_json: bool, quiet: bool,
@@ -44,6 +47,8 @@ def imp(
     selection: o.Selection = None,
     layer_rate: o.LayerRate = None,
     exclude: o.Exclude = None,
+    allow_collapse: o.AllowCollapse = False,
+    nm_policy: o.NmPolicy = None,
     seeds: o.Seeds = 1,
     first_seed: o.FirstSeed = 0,
     out: o.Out = Path("runs"),
@@ -70,12 +75,13 @@ def imp(
     Trains the dense net, then repeatedly prunes RATE of the remaining weights by magnitude, rewinds and
     retrains. At every level the same mask with a new init (reinit) and a random mask of the same
     per-layer density (random) are trained as controls; a level is 'winning' only if it beats both.
-    Re-running the same command resumes: finished levels are skipped.
+    Re-running the same command resumes: finished levels are skipped. With an N:M --selection (2:4) the
+    N:M ticket is level 1 and the search stops there (the pattern fixes the density).
     """
     run_finder("imp", seeds, first_seed, out, as_json, quiet, dict(
         model=model, dataset=dataset, rounds=rounds, rate=rate, rewind=rewind, rewind_iter=rewind_iter,
-        selection=selection, layer_rate=layer_rate, exclude=exclude,
-        width=width, init=init, data_root=data_root, download=download, optimizer=optimizer, lr=lr,
+        selection=selection, layer_rate=layer_rate, exclude=exclude, allow_collapse=allow_collapse,
+        nm_policy=nm_policy, width=width, init=init, data_root=data_root, download=download, optimizer=optimizer, lr=lr,
         batch_size=batch_size, epochs=epochs, iterations=iterations, schedule=schedule, weight_decay=weight_decay,
         controls=controls, tolerance=tolerance, margin=margin, set=set_,
         **({"prune.output_rate_factor": output_rate_factor} if output_rate_factor is not None else {}),
