@@ -39,7 +39,7 @@ class ScoredMixin(BinaryMixin):
         """alpha * sign(w) * topk-mask; the mask carries the straight-through gradient to the scores."""
         m = self.keep.to(self.weight.dtype)
         s = self.scores.abs()  # the top-k ranks |score|; the gradient flows through abs() as in edge-popup
-        m_ste = m + s - s.detach()  # value = mask, gradient straight through to the scores
+        m_ste = m + (s - s.detach())  # value exactly = mask, gradient straight through to the scores
         alpha = (self.weight.abs() * m_ste).sum() / m.sum().clamp_min(1)
         return alpha * sign(self.weight) * m_ste
 
