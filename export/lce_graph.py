@@ -58,16 +58,15 @@ def flatten_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
         elif isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d,
                             nn.AdaptiveAvgPool2d, nn.Flatten, *ELEMENTWISE)):
             out.append((prefix, m))
+            if isinstance(m, nn.Conv2d) and (m.groups != 1 or m.padding_mode != "zeros" or isinstance(m.padding, str)):
+                bad.append(f"{prefix} (Conv2d with groups={m.groups}, padding={m.padding!r}, mode={m.padding_mode})")
+            if isinstance(m, nn.AdaptiveAvgPool2d) and m.output_size not in (1, (1, 1)):
+                bad.append(f"{prefix} (AdaptiveAvgPool2d to {m.output_size}: only global pooling (1) is supported)")
         else:
             kind = "custom forward (e.g. a residual add)" if list(m.children()) else "no LCE equivalent"
             bad.append(f"{prefix or '<model>'} ({type(m).__name__}: {kind})")
 
     walk("", model)
-    for name, m in out:
-        if isinstance(m, nn.Conv2d) and (m.groups != 1 or m.padding_mode != "zeros" or isinstance(m.padding, str)):
-            bad.append(f"{name} (Conv2d with groups={m.groups}, padding={m.padding!r}, mode={m.padding_mode})")
-        if isinstance(m, nn.AdaptiveAvgPool2d) and m.output_size not in (1, (1, 1)):
-            bad.append(f"{name} (AdaptiveAvgPool2d to {m.output_size}: only global pooling (1) is supported)")
     if bad:
         raise UnsupportedLayersError(
             f"the model has layers Larq Compute Engine export cannot express: {'; '.join(bad)}. Supported: "
