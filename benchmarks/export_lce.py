@@ -34,7 +34,7 @@ def tickets(out: Path, epochs: float) -> dict[str, Path]:
 
     common = {"model.model": "conv4", "model.width": WIDTH, "data.dataset": DATASET, "train.epochs": epochs,
               "train.batch_size": 64, "train.eval_every": 100}
-    mpt = finders.find("mpt", finders.make_hparams("mpt", {**common, "act": "binary", "keep": 0.5,
+    mpt = finders.find("mpt", finders.make_hparams("mpt", {**common, "act": "binary", "keep": 0.5, "baseline": False,
                                                           "scores.epochs": epochs, "scores.eval_every": 100}),
                        [0], out)
     imp = finders.find("imp", finders.make_hparams("imp", {**common, "rounds": 1, "controls.controls": []}), [0], out)
