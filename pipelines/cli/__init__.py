@@ -14,6 +14,7 @@ from pipelines.cli import deploy, export, find, info
 
 app = typer.Typer(
     name="lottery",
+    rich_markup_mode="markdown",
     help="From dense and untrained to small, verified and deployable: find lottery tickets, finetune or "
          "binarize them, export for GPUs (ONNX, TensorRT 2:4) and ARM edge devices (LCE), with gates.",
     no_args_is_help=True,

@@ -16,8 +16,9 @@ from rich.console import Console
 from compress.errors import LotteryError
 
 F = TypeVar("F", bound=Callable[..., Any])
-err_console = Console(stderr=True)
-out_console = Console()
+# Logs and CI capture stdout without a terminal: keep tables at a readable width there.
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+out_console = Console(width=None if sys.stdout.isatty() else 120)
 
 
 def interactive() -> bool:

@@ -4,5 +4,8 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="Run an exported artifact on its device and bring back latency and accuracy.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode="markdown",
+    help="Run an exported artifact on its device and bring back latency and accuracy.",
+    no_args_is_help=True,
+)

@@ -4,5 +4,8 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="Export a ticket to a deployable artifact, verified against PyTorch before it is called done.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode="markdown",
+    help="Export a ticket to a deployable artifact, verified against PyTorch before it is called done.",
+    no_args_is_help=True,
+)

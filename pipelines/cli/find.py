@@ -12,8 +12,11 @@ from pipelines.cli import options as o
 from pipelines.cli.common import err_console, friendly, out_console, print_json, setup_logging
 from pipelines.cli.tables import levels_table
 
-app = typer.Typer(help="Find lottery tickets. Each method writes a run directory with report.json and a plot.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode="markdown",
+    help="Find lottery tickets. Each method writes a run directory with report.json and a plot.",
+    no_args_is_help=True,
+)
 
 
 def run_finder(name: str, seeds: int, first_seed: int, out: Path, as_json: bool, quiet: bool,
