@@ -162,6 +162,11 @@ def describe(model: nn.Module, input_shape: tuple[int, ...]) -> Graph:
                 shape = [c * h * w_]
         # Identity / Dropout: nothing at inference
     g.layers.append({"op": "output"})
+    floats = [x["name"] for x in g.layers if x.get("kind") == "binary_weights_float_act"]
+    if floats and not any(x.get("kind") in ("binary", "ternary") for x in g.layers):
+        g.warnings.append(f"no layer is bit-packed: binary layers {', '.join(floats)} have float activations "
+                          "(MPT-1/32), which LCE runs as float convs with +-alpha weights (32 bits per weight). "
+                          "Binary activations (MPT-1/1, `--act binary`) are needed for LceBconv2d.")
     return g
 
 

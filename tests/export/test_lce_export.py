@@ -81,6 +81,7 @@ def test_float_activation_layers_are_exported_as_float_and_said_so(exported):
     assert r["float_binary_layers"] == ["3", "7", "10"]
     row = next(row for row in r["layers"] if row["layer"] == "3")
     assert row["bits_per_weight"] == 32.0 and "float activations" in row["note"]
+    assert any("no layer is bit-packed" in w for w in r["warnings"])
 
 
 def test_binary_layer_that_came_out_as_float_op_is_named(exported):
