@@ -112,7 +112,8 @@ def main() -> None:
         onnx = onnx_bytes(model, shape, job / "model_fp32.onnx")
         row = {"ticket": key, "ternary": r["ternary"], "tflite_bytes": r["tflite_bytes"], "onnx_fp32_bytes": onnx,
                "binary_layer_bits": r["binary_layer_bits"], "binary_layer_bits_limit": r["binary_layer_bits_limit"],
-               "agreement": r["agreement"], "lce_test_acc": r["lce_test_acc"], "torch_test_acc": r["torch_test_acc"],
+               "agreement": r["agreement"], "max_abs_diff": r["max_abs_diff"], "lce_test_acc": r["lce_test_acc"],
+               "torch_test_acc": r["torch_test_acc"],
                "local_p50_ms": lat["latency_ms_p50"], "local_p90_ms": lat["latency_ms_p90"],
                "size_ratio": onnx / r["tflite_bytes"], "ops": r["ops"], "warnings": r["warnings"],
                "float_binary_layers": r["float_binary_layers"], "ticket_dir": str(dirs[key]),
