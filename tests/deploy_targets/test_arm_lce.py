@@ -67,6 +67,12 @@ def test_local_deploy_and_bench_target(exported):
     assert isinstance(target, LceTarget) and target.available()[0]
     bench = target.benchmark(path, (1, 8, 8), (1, 8))
     assert list(bench["batch"]) == ["1"] and bench["static_batch"] == 1
+    from compress import data
+
+    x, y = data.get("digits").split("test")
+    ev = target.evaluate(path, x[:50].numpy(), y[:50].numpy())  # NCHW in, as `lottery bench` passes it
+    assert ev["logits"].shape == (50, 10) and ev["samples"] == 50
+    assert ev["test_acc"] == pytest.approx(float((ev["logits"].argmax(1) == y[:50].numpy()).mean()))
 
 
 # --- a real OpenSSH server on 127.0.0.1 ------------------------------------------------------------------------
