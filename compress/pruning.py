@@ -21,6 +21,12 @@ class PruneHparams(Hparams):
     output_rate_factor: float = 0.5   # the output layer is pruned at half the rate (LTH paper)
     layer_rates: tuple[str, ...] = ()  # "NAME=RATE" overrides; NAME may be a glob over state_dict names
     exclude: tuple[str, ...] = ()     # layers never pruned (globs; "first"/"last" are shortcuts)
+    allow_collapse: bool = False      # keep masks that disconnect a layer (compress.selection.guard)
+    nm_policy: str = "fail"           # N:M selections: a layer without pad-free M-groups fails, or stays dense
+
+    def options(self) -> dict[str, object]:
+        """Keyword options `prune` passes on to the selection and the collapse guard."""
+        return {"allow_collapse": self.allow_collapse, "nm_policy": self.nm_policy}
 
     def validate(self) -> None:
         check_range("rate", self.rate, 0.0, 1.0, lo_open=True, hi_open=True)
@@ -33,6 +39,12 @@ class PruneHparams(Hparams):
                 check_range(f"rate of {name}", float(value), 0.0, 1.0, hi_open=True)
             except ValueError as e:
                 raise UsageError(f"layer rate '{item}': '{value}' is not a number.") from e
+        if self.nm_policy not in ("fail", "dense"):
+            raise UsageError(f"nm_policy must be fail or dense, got '{self.nm_policy}'.")
+        if ":" in self.selection:
+            from compress.sparsity import nm
+
+            nm.parse(self.selection)
 
 
 def layer_fractions(model: nn.Module, hp: PruneHparams, rate: float | None = None) -> dict[str, float]:
@@ -67,12 +79,19 @@ def _match(pattern: str, names: list[str], what: str, first: str = "", last: str
 
 
 def prune(model: nn.Module, mask: Mask, scores: dict[str, torch.Tensor], fractions: dict[str, float],
-          selection: str = "layerwise", **options: object) -> Mask:
-    """Remove the lowest-scored remaining weights; the result is always a subset of `mask`."""
+          selection: str = "layerwise", allow_collapse: bool = False, input_shape: tuple[int, ...] | None = None,
+          **options: object) -> Mask:
+    """Remove the lowest-scored remaining weights; the result is always a subset of `mask`.
+
+    Every selection's result goes through the layer-collapse guard (compress.selection.guard): a mask
+    that empties a layer or cuts every path through it is refused unless `allow_collapse`. Path
+    checks on conv nets need `input_shape` (one sample's shape)."""
     from compress import selection as sel
+    from compress.selection import guard
 
     new = sel.get(selection)(scores, mask, fractions, **options)
     new.check(model)
     if not new.is_subset_of(mask):
         raise AssertionError(f"selection '{selection}' grew the mask; masks may only shrink")
+    guard.check(model, new, allow_collapse, input_shape)
     return new

@@ -5,6 +5,9 @@ A target takes files (`.onnx`, `.plan`, `.tflite`), never `nn.Module`s, and impl
 - `evaluate(artifact, x, y) -> dict`: test accuracy and outputs on in-memory data;
 - `benchmark(artifact, input_shape, batch_sizes) -> dict`: latency p50/p90 and throughput.
 Modules in TARGET_MODULES register themselves on import (heavy backends are imported lazily inside them).
+Factories take the keywords `threads`, `warmup`, `iters` (and `provider` for ONNX Runtime) and ignore
+others, so `lottery bench` passes the same options to every target; `deploy_targets.latency` is the
+shared timing harness.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class Target(Protocol):
 _BY_SUFFIX: dict[str, Callable[..., Target]] = {}
 # One line per target module (each calls `register` at import).
 TARGET_MODULES: list[str] = [
+    "deploy_targets.onnxruntime",
+    "deploy_targets.tensorrt",
     "deploy_targets.arm_lce",
 ]
 

@@ -48,6 +48,7 @@ def register(finder: Finder) -> None:
 register(Finder("imp", ImpHparams, imp_run_seed, "Iterative Magnitude Pruning with rewinding (LTH)"))
 # Other finders live in their own modules and register on import; one line each here.
 FINDER_MODULES: list[str] = [
+    "compress.finders.pai",  # grasp, snip, synflow, random (pruning at init)
 ]
 
 

@@ -5,6 +5,8 @@ by magnitude (layer-wise or global; output layer at half rate), rewind the survi
 Rewind to the initialization (`init`), to iteration k of the dense run (`iter`, late rewinding), or
 keep the trained weights and rewind only the learning-rate schedule (`lr`, Renda et al., 2020).
 Every level is a ticket directory; finished levels are skipped on re-run.
+With an N:M selection (e.g. 2:4) level 1 is the N:M ticket and IMP stops there: the pattern fixes the
+density and re-selecting it is a no-op, so later rounds would only retrain the same mask.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from compress.io import load_tensors, save_tensors
 from compress.mask import Mask
 from compress.models import ModelSpec, build
 from compress.pruning import layer_fractions, prune
+from compress.selection.nm import is_nm
 from compress.ticket import TICKET_FILE, Ticket
 from compress.train import train
 
@@ -73,13 +76,16 @@ def run_seed(run: Path, hp: ImpHparams, data: Dataset, spec: ModelSpec, seed: in
         raise RunDirError(f"{rewind_path} is missing although level 0 finished; the run directory was "
                           "altered. Move the seed folder away to redo it.")
     rewind = load_tensors(rewind_path)
-    for level in range(1, hp.rounds + 1):
+    # An N:M selection reaches its pattern in one round and is idempotent after it, so IMP stops at level 1.
+    rounds = 1 if is_nm(hp.prune.selection) else hp.rounds
+    for level in range(1, rounds + 1):
         ld = level_dir(run, seed, level)
         if not (ld / TICKET_FILE).is_file():
             prev = Ticket.load(level_dir(run, seed, level - 1))
             trained = prev.model("final")
             mask = prune(trained, prev.mask, scoring.get("magnitude")(trained),
-                         layer_fractions(trained, hp.prune), hp.prune.selection)
+                         layer_fractions(trained, hp.prune), hp.prune.selection, input_shape=spec.input_shape,
+                         **hp.prune.options())
             start = prev.final if hp.rewind == "lr" else rewind
             model, r = _train_level(spec, start, mask, data, hp, seed)
             _save(ld, spec, start, mask, model, r, hp, seed, level, data)

@@ -35,6 +35,8 @@ def collect(run: Path, controls: ControlHparams) -> dict[str, Any]:
             if not (ld / TICKET_FILE).is_file():
                 continue
             info = load_json(ld / TICKET_FILE)
+            if "metrics" not in info.get("meta", {}):
+                continue  # an untrained ticket (e.g. pruning at init with finetune off) has no accuracy yet
             entry = {"seed": seed, "density": info["density"], **info["meta"]["metrics"]}
             for kind in controls.controls:
                 if control_path(ld, kind).is_file():

@@ -11,11 +11,13 @@ import torch
 
 from compress.errors import UnknownNameError
 from compress.mask import Mask
+from compress.selection.erk import erk
 from compress.selection.global_topk import global_topk
 from compress.selection.layerwise import layerwise
+from compress.selection.nm import nm_select
 
 Selection = Callable[..., Mask]
-_REGISTRY: dict[str, Selection] = {"layerwise": layerwise, "global": global_topk}
+_REGISTRY: dict[str, Selection] = {"layerwise": layerwise, "global": global_topk, "erk": erk, "n:m": nm_select}
 
 
 def register(name: str, fn: Selection) -> None:

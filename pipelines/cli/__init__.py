@@ -28,6 +28,12 @@ info.register(app)
 
 # One line per command module; a module registers on `app` via `register(app)` or decorates a sub-app.
 COMMAND_MODULES: list[str] = [
+    "pipelines.cli.find_pai",
+    "pipelines.cli.finetune",
+    "pipelines.cli.compare",
+    "pipelines.cli.export_onnx",
+    "pipelines.cli.export_tensorrt",
+    "pipelines.cli.bench",
     "pipelines.cli.export_lce",
     "pipelines.cli.deploy_edge",
 ]

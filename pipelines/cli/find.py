@@ -47,6 +47,8 @@ def imp(
     selection: o.Selection = None,
     layer_rate: o.LayerRate = None,
     exclude: o.Exclude = None,
+    allow_collapse: o.AllowCollapse = False,
+    nm_policy: o.NmPolicy = None,
     seeds: o.Seeds = 1,
     first_seed: o.FirstSeed = 0,
     out: o.Out = Path("runs"),
@@ -73,12 +75,13 @@ def imp(
     Trains the dense net, then repeatedly prunes RATE of the remaining weights by magnitude, rewinds and
     retrains. At every level the same mask with a new init (reinit) and a random mask of the same
     per-layer density (random) are trained as controls; a level is 'winning' only if it beats both.
-    Re-running the same command resumes: finished levels are skipped.
+    Re-running the same command resumes: finished levels are skipped. With an N:M --selection (2:4) the
+    N:M ticket is level 1 and the search stops there (the pattern fixes the density).
     """
     run_finder("imp", seeds, first_seed, out, as_json, quiet, dict(
         model=model, dataset=dataset, rounds=rounds, rate=rate, rewind=rewind, rewind_iter=rewind_iter,
-        selection=selection, layer_rate=layer_rate, exclude=exclude,
-        width=width, init=init, data_root=data_root, download=download, optimizer=optimizer, lr=lr,
+        selection=selection, layer_rate=layer_rate, exclude=exclude, allow_collapse=allow_collapse,
+        nm_policy=nm_policy, width=width, init=init, data_root=data_root, download=download, optimizer=optimizer, lr=lr,
         batch_size=batch_size, epochs=epochs, iterations=iterations, schedule=schedule, weight_decay=weight_decay,
         controls=controls, tolerance=tolerance, margin=margin, set=set_,
         **({"prune.output_rate_factor": output_rate_factor} if output_rate_factor is not None else {}),

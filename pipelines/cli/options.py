@@ -25,7 +25,11 @@ Epochs = Annotated[float | None, typer.Option(help="Training epochs per ticket (
 Iterations = Annotated[int | None, typer.Option(help="Training iterations (overrides --epochs).")]
 Schedule = Annotated[str | None, typer.Option(help="LR schedule: constant, cosine or step.")]
 WeightDecay = Annotated[float | None, typer.Option(help="Weight decay.")]
-Selection = Annotated[str | None, typer.Option(help="How scores become a mask: layerwise or global.")]
+Selection = Annotated[str | None, typer.Option(
+    help="How scores become a mask: layerwise, global, erk, or an N:M pattern such as 2:4.")]
+AllowCollapse = Annotated[bool, typer.Option(help="Keep a mask that empties or disconnects a layer.")]
+NmPolicy = Annotated[str | None, typer.Option(
+    help="N:M on a layer whose input size is not a multiple of M: fail (default) or dense (leave it dense).")]
 LayerRate = Annotated[list[str] | None, typer.Option(help="Per-layer rate override NAME=RATE (repeatable).")]
 Exclude = Annotated[list[str] | None, typer.Option(help="Layer never pruned: NAME, glob, first or last (repeatable).")]
 Controls = Annotated[str | None, typer.Option(help="Sanity-check controls: 'reinit,random' (default), one, or none.")]
@@ -45,7 +49,7 @@ def settings(**flags: Any) -> dict[str, Any]:
         "epochs": "train.epochs", "iterations": "train.iterations", "schedule": "train.schedule",
         "weight_decay": "train.weight_decay", "selection": "prune.selection", "rate": "prune.rate",
         "layer_rate": "prune.layer_rates", "exclude": "prune.exclude", "tolerance": "controls.tolerance",
-        "margin": "controls.margin",
+        "margin": "controls.margin", "allow_collapse": "prune.allow_collapse", "nm_policy": "prune.nm_policy",
     }
     out: dict[str, Any] = {}
     extra = flags.pop("set", None) or []
@@ -54,7 +58,7 @@ def settings(**flags: Any) -> dict[str, Any]:
         out["controls.controls"] = [] if controls.strip().lower() == "none" else [
             c.strip() for c in controls.split(",") if c.strip()]
     for key, value in flags.items():
-        if value is None or (key == "download" and value is False):
+        if value is None or (key in ("download", "allow_collapse") and value is False):
             continue
         out[paths.get(key, key)] = str(value) if isinstance(value, Path) else value
     for item in extra:

@@ -1,0 +1,37 @@
+"""`lottery compare RUN_DIR...`: accuracy vs density of several runs on one chart, and compare.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from compress.report.compare import compare as compare_runs
+from pipelines.cli.common import err_console, friendly, out_console, pct, print_json
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("compare")
+    @friendly
+    def compare(
+        runs: Annotated[list[Path], typer.Argument(help="Run directories (with report.json) to compare.")],
+        out: Annotated[Path, typer.Option("--out", "-o", help="Folder for compare.json and compare.png.")] = Path("."),
+        as_json: Annotated[bool, typer.Option("--json", help="Print compare.json to stdout.")] = False,
+    ) -> None:
+        """Plot accuracy vs density for several runs (one line per finder, controls dashed); write compare.json."""
+        result = compare_runs(list(runs), out)
+        if as_json:
+            print_json(result)
+            return
+        controls = sorted({k[: -len("_test_acc_mean")] for r in result["rows"] for k in r
+                           if k.endswith("_test_acc_mean") and k != "test_acc_mean"})
+        t = Table(title=f"accuracy vs density (test accuracy %; dense {pct(result['dense_test_acc'])})")
+        for col in ("finder", "density %", "ticket", *controls, "verdict"):
+            t.add_column(col, justify="left" if col in ("finder", "verdict") else "right")
+        for r in result["rows"]:
+            t.add_row(r["finder"], f"{100 * r['density']:.2f}", f"{pct(r['test_acc_mean'])} ± {pct(r['test_acc_std'])}",
+                      *[pct(r.get(f"{k}_test_acc_mean")) for k in controls], r["verdict"])
+        out_console.print(t)
+        err_console.print(f"compare.json: {Path(out) / 'compare.json'}\nplot: {result['plot']}", highlight=False)
