@@ -18,14 +18,14 @@ import torch
 from torch import nn
 
 from compress.binarize.layers import BINARY_TYPES, BinaryConv2d, BinaryLinear
-from compress.errors import UsageError
+from export.errors import ExportError
 
 ELEMENTWISE = (nn.ReLU, nn.Hardtanh, nn.Identity, nn.Dropout)
 SUPPORTED = "Conv2d, Linear, BinaryConv2d, BinaryLinear, BatchNorm1d/2d, ReLU, Hardtanh, MaxPool2d, AvgPool2d, " \
             "AdaptiveAvgPool2d(1), Flatten, Dropout, Identity, nested nn.Sequential"
 
 
-class UnsupportedLayersError(UsageError):
+class UnsupportedLayersError(ExportError):
     """Layers that Larq Compute Engine (through larq/Keras) cannot express."""
 
 
