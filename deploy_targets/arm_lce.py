@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from compress.errors import BackendUnavailableError, LotteryError, UsageError
+from compress.errors import BackendUnavailableError, LotteryError
 from deploy_targets import register
 from deploy_targets.ssh import Ssh
+from export.errors import ArtifactError
 
 RUNNER = Path(__file__).with_name("edge_runner.py")
 ARM = ("aarch64", "arm64", "armv7l", "armv8l")
@@ -61,7 +62,7 @@ class LceTarget:
         """Latency (and with x/y in the model's NHWC layout: accuracy and logits) of `artifact`."""
         artifact = Path(artifact)
         if not artifact.is_file() or artifact.suffix != ".tflite":
-            raise UsageError(f"{artifact} is not an existing .tflite file; export one with `lottery export lce`.")
+            raise ArtifactError(f"{artifact} is not an existing .tflite file; export one with `lottery export lce`.")
         with tempfile.TemporaryDirectory(prefix="lottery-edge-") as tmp:
             data = None
             if x is not None:

@@ -24,10 +24,11 @@ from torch import nn
 
 from compress import data as datasets
 from compress.binarize.layers import BINARY_TYPES
-from compress.errors import BackendUnavailableError, LotteryError, UsageError
+from compress.errors import BackendUnavailableError, UsageError
 from compress.io import atomic_write_bytes, save_json
 from compress.ticket import Ticket
 from compress.train import predict
+from export.errors import ExportError
 from export.lce_graph import Graph, describe
 from export.verify_lce import verify
 
@@ -41,7 +42,7 @@ class NotBinaryError(UsageError):
     """A ticket with no binary layer: nothing for LCE to bit-pack."""
 
 
-class WorkerError(LotteryError):
+class WorkerError(ExportError):
     """The TensorFlow/LCE conversion subprocess failed."""
 
 

@@ -18,14 +18,14 @@ import torch
 from torch import nn
 
 from compress.binarize.layers import BINARY_TYPES, BinaryConv2d, BinaryLinear
-from compress.errors import UsageError
+from export.errors import ExportError
 
 ELEMENTWISE = (nn.ReLU, nn.Hardtanh, nn.Identity, nn.Dropout)
 SUPPORTED = "Conv2d, Linear, BinaryConv2d, BinaryLinear, BatchNorm1d/2d, ReLU, Hardtanh, MaxPool2d, AvgPool2d, " \
             "AdaptiveAvgPool2d(1), Flatten, Dropout, Identity, nested nn.Sequential"
 
 
-class UnsupportedLayersError(UsageError):
+class UnsupportedLayersError(ExportError):
     """Layers that Larq Compute Engine (through larq/Keras) cannot express."""
 
 
@@ -58,16 +58,15 @@ def flatten_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
         elif isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d,
                             nn.AdaptiveAvgPool2d, nn.Flatten, *ELEMENTWISE)):
             out.append((prefix, m))
+            if isinstance(m, nn.Conv2d) and (m.groups != 1 or m.padding_mode != "zeros" or isinstance(m.padding, str)):
+                bad.append(f"{prefix} (Conv2d with groups={m.groups}, padding={m.padding!r}, mode={m.padding_mode})")
+            if isinstance(m, nn.AdaptiveAvgPool2d) and m.output_size not in (1, (1, 1)):
+                bad.append(f"{prefix} (AdaptiveAvgPool2d to {m.output_size}: only global pooling (1) is supported)")
         else:
             kind = "custom forward (e.g. a residual add)" if list(m.children()) else "no LCE equivalent"
             bad.append(f"{prefix or '<model>'} ({type(m).__name__}: {kind})")
 
     walk("", model)
-    for name, m in out:
-        if isinstance(m, nn.Conv2d) and (m.groups != 1 or m.padding_mode != "zeros" or isinstance(m.padding, str)):
-            bad.append(f"{name} (Conv2d with groups={m.groups}, padding={m.padding!r}, mode={m.padding_mode})")
-        if isinstance(m, nn.AdaptiveAvgPool2d) and m.output_size not in (1, (1, 1)):
-            bad.append(f"{name} (AdaptiveAvgPool2d to {m.output_size}: only global pooling (1) is supported)")
     if bad:
         raise UnsupportedLayersError(
             f"the model has layers Larq Compute Engine export cannot express: {'; '.join(bad)}. Supported: "
@@ -163,6 +162,11 @@ def describe(model: nn.Module, input_shape: tuple[int, ...]) -> Graph:
                 shape = [c * h * w_]
         # Identity / Dropout: nothing at inference
     g.layers.append({"op": "output"})
+    floats = [x["name"] for x in g.layers if x.get("kind") == "binary_weights_float_act"]
+    if floats and not any(x.get("kind") in ("binary", "ternary") for x in g.layers):
+        g.warnings.append(f"no layer is bit-packed: binary layers {', '.join(floats)} have float activations "
+                          "(MPT-1/32), which LCE runs as float convs with +-alpha weights (32 bits per weight). "
+                          "Binary activations (MPT-1/1, `--act binary`) are needed for LceBconv2d.")
     return g
 
 

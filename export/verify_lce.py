@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from compress.errors import LotteryError
+from export.errors import VerificationError
 from export.lce_graph import Graph
 
 
-class ExportVerificationError(LotteryError):
+class ExportVerificationError(VerificationError):
     """The exported model does not compute what the PyTorch network computes, or lost its binary ops."""
 
 

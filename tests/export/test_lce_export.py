@@ -1,0 +1,137 @@
+"""LCE export: real conversions (one TensorFlow worker launch for three nets), verified against PyTorch."""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+from compress import models
+from compress.binarize import BinaryConv2d, BinaryLinear
+from compress.mask import Mask
+from compress.ticket import Ticket
+from compress.train import TrainHparams, predict, train
+from export.lce import finish_job, prepare_job, run_worker
+from export.lce_graph import UnsupportedLayersError, describe
+from export.verify_lce import ExportVerificationError, verify
+from pipelines.cli import app
+from tests.export.lce_nets import binary_net, float_act_net, prune_every_third, randomize_bn
+
+pytestmark = pytest.mark.skipif(__import__("importlib").util.find_spec("larq_compute_engine") is None,
+                                reason="larq-compute-engine (edge extra) not installed")
+
+
+@pytest.fixture(scope="module")
+def exported(digits, tmp_path_factory):
+    torch.manual_seed(0)
+    a = randomize_bn(prune_every_third(binary_net((1, 8, 8), 10)))
+    train(a, digits, TrainHparams(iterations=60, batch_size=64, lr=3e-3, eval_every=60))
+    prune_every_third(a).eval()
+    b = float_act_net((1, 8, 8), 10)
+    b.load_state_dict(a.state_dict())  # MPT-1/32: same weights and masks, float activations
+    spec = models.ModelSpec("conv2", (1, 8, 8), 10, 0.25, extra={"transforms": [{"name": "binarize", "act": "binary"}]})
+    c = models.build(spec, seed=0).eval()
+    nets = {"mpt11": a.eval(), "mpt132": b.eval(), "conv2": c}
+    root = tmp_path_factory.mktemp("lce")
+    x, y = digits.split("test")
+    jobs = {k: (prepare_job(root / k, describe(m, (1, 8, 8)), x.numpy()), describe(m, (1, 8, 8)))
+            for k, m in nets.items()}
+    run_worker([j for j, _ in jobs.values()])
+    reports = {k: finish_job(j, g, nets[k], x, y, 0.99) for k, (j, g) in jobs.items()}
+    return {"nets": nets, "jobs": jobs, "reports": reports, "x": x, "y": y}
+
+
+def test_ternary_binary_net_matches_pytorch_on_the_whole_test_set(exported):
+    r = exported["reports"]["mpt11"]
+    assert r["samples"] == 360 and r["agreement"] >= 0.99
+    assert abs(r["lce_test_acc"] - r["torch_test_acc"]) <= 0.01
+    assert r["torch_test_acc"] > 0.3  # trained: the comparison is not between two constant predictors
+    assert r["max_abs_diff"] < 1e-3
+
+
+def test_binary_layers_are_bit_packed_bconvs_with_true_bits(exported):
+    r = exported["reports"]["mpt11"]
+    rows = {row["layer"]: row for row in r["layers"]}
+    assert [rows[n]["kind"] for n in ("0", "3", "7", "10", "13")] == ["float", "ternary", "ternary", "ternary", "float"]
+    assert r["ops"]["LceBconv2d"] == 6  # three ternary layers, two bit-packed kernels each (one 1x1 for the Linear)
+    for n in ("3", "7", "10"):
+        assert rows[n]["bit_packed"] and rows[n]["stored_bits"] == 2 * rows[n]["weights"]  # 2 bits: no padding
+    assert r["ternary"] and r["binary_layer_bits"] == r["binary_layer_bits_limit"]
+    assert rows["0"]["bits_per_weight"] == 32.0
+
+
+def test_pruned_weights_are_zero_not_plus_one(exported):
+    a, x = exported["nets"]["mpt11"], exported["x"]
+    lce = np.load(exported["jobs"]["mpt11"][0] / "lce_out.npy")
+    naive = copy.deepcopy(a)
+    for m in naive.modules():
+        if isinstance(m, (BinaryConv2d, BinaryLinear)):
+            m.keep.fill_(True)  # what bit-packing without the ternary trick computes: sign(0) = +1
+    naive_out = predict(naive, x).numpy()
+    exact = np.abs(lce - predict(a, x).numpy()).max()
+    assert np.abs(lce - naive_out).max() > 1000 * max(exact, 1e-6)
+
+
+def test_float_activation_layers_are_exported_as_float_and_said_so(exported):
+    r = exported["reports"]["mpt132"]
+    assert r["agreement"] >= 0.99 and "LceBconv2d" not in r["ops"]
+    assert r["float_binary_layers"] == ["3", "7", "10"]
+    row = next(row for row in r["layers"] if row["layer"] == "3")
+    assert row["bits_per_weight"] == 32.0 and "float activations" in row["note"]
+    assert any("no layer is bit-packed" in w for w in r["warnings"])
+
+
+def test_binary_layer_that_came_out_as_float_op_is_named(exported):
+    graph = exported["jobs"]["mpt11"][1]
+    ops_of_float_export = json.loads((exported["jobs"]["mpt132"][0] / "ops.json").read_text())
+    out = predict(exported["nets"]["mpt11"], exported["x"]).numpy()
+    with pytest.raises(ExportVerificationError, match=r"3 \(ternary.*7 \(ternary.*10 \(ternary"):
+        verify(graph, ops_of_float_export, out, out, exported["y"].numpy())
+
+
+def test_disagreeing_outputs_fail_verification(exported):
+    graph, job = exported["jobs"]["mpt11"][1], exported["jobs"]["mpt11"][0]
+    ops = json.loads((job / "ops.json").read_text())
+    out = predict(exported["nets"]["mpt11"], exported["x"]).numpy()
+    shuffled = out[np.random.default_rng(0).permutation(len(out))]
+    with pytest.raises(ExportVerificationError, match="agrees with PyTorch on only"):
+        verify(graph, ops, out, shuffled, exported["y"].numpy())
+
+
+def test_padding_waste_and_relu_before_sign_are_warned(exported):
+    r = exported["reports"]["conv2"]
+    warnings = " | ".join(r["warnings"])
+    assert "2: 16 input channels are bit-packed into 1 x 32 bits: 50%" in warnings
+    assert "ReLU" in warnings
+    assert r["agreement"] >= 0.99
+    conv = next(row for row in r["layers"] if row["layer"] == "2")
+    assert conv["bits_per_weight"] == 2.0 and conv["bits_limit"] == conv["weights"]  # 16 of 32 bits are padding
+    assert exported["reports"]["mpt11"]["warnings"] == []
+
+
+def test_worker_never_imports_torch(exported):
+    loaded = json.loads((exported["jobs"]["mpt11"][0] / "modules.json").read_text())
+    assert loaded == {"torch": False, "tensorflow": True, "larq": True, "larq_compute_engine": True}
+
+
+def test_layers_lce_cannot_express_are_listed():
+    odd = nn.Sequential(nn.Conv2d(2, 4, 3, groups=2), nn.GELU(), nn.Flatten(), nn.Linear(4, 2))
+    with pytest.raises(UnsupportedLayersError, match=r"0 \(Conv2d with groups=2.*1 \(GELU: no LCE equivalent"):
+        describe(odd, (2, 3, 3))
+    resnet = models.build(models.ModelSpec("resnet20", (1, 8, 8), 10, 0.25,
+                                           extra={"transforms": [{"name": "binarize", "act": "binary"}]}))
+    with pytest.raises(UnsupportedLayersError, match=r"<model> \(CifarResNet: custom forward"):
+        describe(resnet, (1, 8, 8))
+
+
+def test_float_ticket_is_refused_with_a_hint(tmp_path):
+    spec = models.ModelSpec("lenet_300_100", (1, 8, 8), 10, 0.25)
+    model = models.build(spec, seed=0)
+    Ticket(spec, model.state_dict(), Mask.ones_like(model), meta={"dataset": "digits"}).save(tmp_path)
+    res = CliRunner().invoke(app, ["export", "lce", str(tmp_path)])
+    assert res.exit_code == 2
+    assert "float (non-binarized) ticket" in res.output and "lottery binarize" in res.output
+    assert not (tmp_path / "lce").exists()
