@@ -15,7 +15,9 @@ STATUS_STYLE = {"passed": "green", "failed": "bold red", "skipped": "yellow", "n
 
 
 def stages_table(rep: dict[str, Any]) -> Table:
-    t = Table(title=f"pipeline {rep['pipeline']}: {rep['status']}", caption="r = resumed (finished earlier)")
+    resumed = any(r["resumed"] for r in rep["stages"])
+    t = Table(title=f"pipeline {rep['pipeline']}: {rep['status']}",
+              caption="r = resumed (finished earlier)" if resumed else None)
     for col in ("#", "stage", "status", "size KiB", "acc %", "p50 ms", "wall s", "gate"):
         t.add_column(col, justify="right" if col in ("#", "size KiB", "acc %", "p50 ms", "wall s") else "left",
                      no_wrap=col != "stage")
