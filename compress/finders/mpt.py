@@ -159,8 +159,9 @@ def report_extra(run: Path) -> dict[str, Any]:
     for ld in sorted(run.glob("seed-*/level-*")):
         if (ld / TICKET_FILE).is_file():
             meta = load_json(ld / TICKET_FILE)["meta"]
-            out.setdefault(_index(ld, "level"), {k: meta.get(k) for k in (
-                "bits_total", "float32_bits_total", "binary_bits", "binary_float32_bits", "bits_per_weight")})
+            out.setdefault(_index(ld, "level"), {**{k: meta.get(k) for k in (
+                "bits_total", "float32_bits_total", "binary_bits", "binary_float32_bits", "bits_per_weight")},
+                "layers": meta.get("summary", [])})
     return {"bits": {str(k): v for k, v in sorted(out.items())}}
 
 

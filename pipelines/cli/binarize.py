@@ -9,18 +9,15 @@ import typer
 from rich.table import Table
 
 from pipelines.cli.common import err_console, friendly, out_console, pct, print_json, setup_logging
+from pipelines.cli.find_mpt import layers_table
 
 
 def summary_table(report: dict) -> Table:
     """larq-style per-layer summary: precision, params, kept, stored bits."""
-    t = Table(title=f"binarized {report['model']} on {report['dataset']}: test acc {pct(report['test_acc'])}% "
-                    f"(source {pct(report['source_test_acc'])}%, before finetune "
-                    f"{pct(report['before_finetune_test_acc'])}%)")
-    for col in ("layer", "kind", "weights", "activations", "params", "kept", "bits"):
-        t.add_column(col, justify="left" if col in ("layer", "kind") else "right")
-    for r in report["layers"]:
-        t.add_row(r["layer"], r["kind"], f"{r['weight_bits']}-bit", f"{r['act_bits']}-bit", str(r["params"]),
-                  str(r["kept"]), str(r["bits"]))
+    title = (f"binarized {report['model']} on {report['dataset']}: test acc {pct(report['test_acc'])}% "
+             f"(source {pct(report['source_test_acc'])}%, before finetune "
+             f"{pct(report['before_finetune_test_acc'])}%)")
+    t = layers_table(report["layers"], title)
     t.caption = (f"{report['size_bytes']} bytes stored vs {report['float32_size_bytes']} bytes float32 "
                  f"({report['compression']:.1f}x)" + ("; ternary: pruned weights are exact zeros, {-a, 0, +a}"
                                                       if report["ternary"] else ""))

@@ -28,6 +28,17 @@ def mpt_table(report: dict) -> Table:
     return t
 
 
+def layers_table(rows: list[dict], title: str) -> Table:
+    """larq-style per-layer summary: precision of weights/activations, params, kept, stored bits."""
+    t = Table(title=title)
+    for col in ("layer", "kind", "weights", "activations", "params", "kept", "bits"):
+        t.add_column(col, justify="left" if col in ("layer", "kind") else "right")
+    for r in rows:
+        t.add_row(r["layer"], r["kind"], f"{r['weight_bits']}-bit", f"{r['act_bits']}-bit", str(r["params"]),
+                  str(r["kept"]), str(r["bits"]))
+    return t
+
+
 @app.command("mpt")
 @friendly
 def mpt(
@@ -76,4 +87,8 @@ def mpt(
         print_json(report)
     else:
         out_console.print(mpt_table(report))
+        ticket_bits = report.get("bits", {}).get("1")
+        if ticket_bits:
+            out_console.print(layers_table(ticket_bits["layers"], "MPT ticket, per layer (seed "
+                                           f"{report['seeds'][0]})"))
         err_console.print(f"report: {Path(report['run_dir']) / 'report.json'}", highlight=False)

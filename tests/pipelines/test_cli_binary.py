@@ -17,10 +17,19 @@ def test_find_mpt_binary_then_reload(tmp_path):
     report = json.loads(res.stdout)
     assert report["hparams"]["act"] == "binary" and [r["level"] for r in report["levels"]] == [0, 1]
     assert report["bits"]["1"]["bits_total"] < report["bits"]["0"]["bits_total"] / 8
+    rows = report["bits"]["1"]["layers"]
+    assert [r["weight_bits"] for r in rows if r["kind"].startswith("Binary")] == [1] * 5
+    assert [r["act_bits"] for r in rows if r["kind"].startswith("Binary")] == [32, 1, 1, 1, 1]
     level1 = Path(report["run_dir"]) / "seed-0" / "level-1"
     assert (level1 / "scores.safetensors").is_file()
     meta = json.loads((level1 / "ticket.json").read_text())["meta"]
     assert meta["binary"]["act"] == "binary" and meta["binary"]["padding"] == "one"
+
+
+def test_find_mpt_prints_per_layer_summary(tmp_path):
+    res = runner.invoke(app, ["find", "mpt", *TINY, "--keep", "0.2", "--no-baseline", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert "MPT-1/32 (keep 0.2)" in res.stdout and "BinaryConv2d" in res.stdout and "1-bit" in res.stdout
 
 
 def test_binarize_command_prints_summary(tmp_path):
