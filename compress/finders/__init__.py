@@ -36,6 +36,7 @@ class Finder:
     hparams: type[FindHparams]
     run_seed: RunSeed
     description: str
+    report_extra: Callable[[Path], dict[str, Any]] | None = None  # finder-specific report fields
 
 
 _REGISTRY: dict[str, Finder] = {}
@@ -49,6 +50,7 @@ register(Finder("imp", ImpHparams, imp_run_seed, "Iterative Magnitude Pruning wi
 # Other finders live in their own modules and register on import; one line each here.
 FINDER_MODULES: list[str] = [
     "compress.finders.pai",  # grasp, snip, synflow, random (pruning at init)
+    "compress.finders.mpt",
 ]
 
 
@@ -120,6 +122,9 @@ def find(name: str, hp: FindHparams, seeds: Sequence[int], out: str | Path) -> d
 
 def write_report(run: Path, name: str, hp: FindHparams, seeds: list[int], wall_s: float) -> dict[str, Any]:
     body = collect(run, hp.controls)
+    extra = _REGISTRY[name].report_extra if name in _REGISTRY else None
+    if extra is not None:
+        body.update(extra(run))
     report = {
         "finder": name, "model": hp.model.model, "width": hp.model.width, "dataset": hp.data.dataset,
         "digest": hp.digest(), "run_dir": str(run), "seeds": seeds,

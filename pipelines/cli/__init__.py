@@ -34,6 +34,8 @@ COMMAND_MODULES: list[str] = [
     "pipelines.cli.export_onnx",
     "pipelines.cli.export_tensorrt",
     "pipelines.cli.bench",
+    "pipelines.cli.find_mpt",
+    "pipelines.cli.binarize",
     "pipelines.cli.export_lce",
     "pipelines.cli.deploy_edge",
 ]

@@ -1,0 +1,96 @@
+import pytest
+import torch
+from torch import nn
+
+from compress.binarize import BinaryConv2d, BinaryLinear, binarize_model
+from compress.binarize.finetune import BinarizeHparams, run
+from compress.binarize.summary import layer_bits, summarize, summary_text
+from compress.errors import RunDirError, UsageError
+from compress.finders import find
+from compress.ticket import Ticket
+from compress.train import TrainHparams, predict
+
+
+@pytest.fixture(scope="module")
+def imp_run(tmp_path_factory):
+    from compress.finders import make_hparams
+
+    hp = make_hparams("imp", {"model.model": "conv2", "model.width": 0.25, "data.dataset": "digits",
+                              "train.iterations": 4, "train.batch_size": 64, "rounds": 1, "controls.controls": []})
+    return find("imp", hp, [0], tmp_path_factory.mktemp("imp"))
+
+
+def test_binarized_imp_ticket_is_ternary_finetuned_and_reloads(imp_run, digits):
+    hp = BinarizeHparams(act="binary", train=TrainHparams(iterations=5, batch_size=64, eval_every=5))
+    report = run(imp_run["run_dir"], hp, level=1)
+    assert report["ternary"] is True and report["binary"]["ternary"] is True
+    ticket = Ticket.load(report["ticket_dir"])
+    model = ticket.model("final")
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert [type(m) for m in layers] == [nn.Conv2d, BinaryConv2d, BinaryLinear, BinaryLinear, nn.Linear]
+    assert [m.binary_act for m in layers[1:4]] == [True, True, True]
+    # sign(relu(x)) would be constant: the ReLUs feeding binary-act layers are gone, the float output's stays
+    assert [i for i, m in enumerate(model) if isinstance(m, nn.ReLU)] == [9]
+    # pruned weights stay exactly zero through finetuning, so the binary weights are ternary
+    for name, m in model.named_modules():
+        if isinstance(m, (BinaryConv2d, BinaryLinear)):
+            mask = ticket.mask[f"{name}.weight"]
+            assert torch.equal(m.keep, mask) and not bool(mask.all())
+            w = m.binary_weight().detach()
+            assert bool((w[~mask] == 0).all()) and bool((w[mask] != 0).all())
+            assert ticket.precision[f"{name}.weight"] == 1
+    assert ticket.precision["0.weight"] == 32
+    x = digits.x_test[:40]
+    assert torch.equal(predict(model, x), predict(Ticket.load(report["ticket_dir"]).model("final"), x))
+    assert run(imp_run["run_dir"], hp, level=1)["test_acc"] == report["test_acc"]  # finished: read back
+
+
+def test_summary_counts_stored_bits_exactly():
+    lin = BinaryLinear(6, 3, scale="channel")
+    lin.keep[0, :3] = False
+    row = layer_bits(lin)
+    # 18-position keep map + 15 kept signs + 3 channel scales and 3 biases in float32
+    assert row["bits"] == 18 + 15 + 32 * 6 and row["ternary"] and row["kept"] == 15
+    dense = BinaryConv2d(2, 4, 3, bias=False, scale="layer")
+    assert layer_bits(dense)["bits"] == 72 + 32
+    s = summarize(nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), lin))
+    assert s["bits_total"] == 32 * (30 + 12) + row["bits"] and s["float32_bits_total"] == 32 * (30 + 12 + 21)
+    assert "ternary" in summary_text(s)
+
+
+def test_unknown_layers_are_named_with_the_supported_ones():
+    model = nn.Sequential(nn.Conv1d(1, 4, 3), nn.Flatten(), nn.Linear(8, 8), nn.Embedding(3, 2), nn.Linear(8, 2))
+    with pytest.raises(UsageError, match=r"0 \(Conv1d\).*3 \(Embedding\).*Supported: Conv2d"):
+        binarize_model(model, ["2"])
+    with pytest.raises(UsageError, match="no such layer"):
+        binarize_model(nn.Sequential(nn.Linear(2, 2)), ["fc9"])
+
+
+def test_binary_activation_refused_where_it_cannot_work():
+    model = nn.Sequential(nn.Linear(4, 8), nn.Softmax(dim=1), nn.Linear(8, 3))
+    with pytest.raises(UsageError, match="layer '2'.*Softmax"):
+        binarize_model(model, ["0", "2"], act="binary")
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.b(torch.relu(self.a(x)))
+
+    with pytest.raises(UsageError, match="layer 'b'.*Block.forward"):
+        binarize_model(Block(), ["a", "b"], act="binary")
+    binarize_model(Block(), ["a", "b"], act="float")  # binary weights alone are fine there
+
+
+def test_run_dir_without_finished_ticket(tmp_path):
+    (tmp_path / "seed-0" / "level-0").mkdir(parents=True)
+    with pytest.raises(RunDirError, match="no finished ticket"):
+        run(tmp_path, BinarizeHparams())
+
+
+def test_already_binary_ticket_is_refused(imp_run):
+    report = run(imp_run["run_dir"], BinarizeHparams(train=TrainHparams(iterations=2, batch_size=64)), level=1)
+    with pytest.raises(UsageError, match="already binary"):
+        run(report["ticket_dir"], BinarizeHparams())

@@ -1,0 +1,115 @@
+import pytest
+import torch
+from torch import nn
+
+from compress import models
+from compress.binarize.layers import BinaryConv2d, BinaryLinear
+from compress.binarize.scored import ScoredLinear, n_keep, scored_layers, scored_model, topk_masks
+from compress.errors import UsageError
+from compress.finders import find, make_hparams
+from compress.finders.mpt import MptHparams, base_spec, init_weights, to_ticket
+from compress.models import ModelSpec
+from compress.ticket import Ticket
+from compress.train import TrainHparams, predict, train
+
+TINY_TRAIN = TrainHparams(iterations=6, batch_size=64, eval_every=3, lr=0.01)
+
+
+def _search(digits, act="float", keep=0.5, selection="layerwise"):
+    hp = MptHparams(keep=keep, act=act, selection=selection)
+    base = base_spec(ModelSpec("conv2", digits.input_shape, 10, 0.25), hp)
+    net = init_weights(models.build(base, seed=0), hp.weight_init, 0)
+    init = {k: v.clone() for k, v in net.state_dict().items()}
+    return hp, base, init, scored_model(net, keep, act, selection)
+
+
+def test_topk_selects_exactly_k_per_layer_and_globally():
+    g = torch.Generator().manual_seed(0)
+    scores = {"a": torch.randn(7, 5, generator=g), "b": torch.randn(3, 4, 3, 3, generator=g)}
+    for keep in (0.2, 0.5, 1.0):
+        masks = topk_masks(scores, keep, "layerwise")
+        assert {n: int(m.sum()) for n, m in masks.items()} == {n: n_keep(s.numel(), keep) for n, s in scores.items()}
+        glob = topk_masks(scores, keep, "global")
+        assert sum(int(m.sum()) for m in glob.values()) == n_keep(35 + 108, keep)
+        kept = torch.cat([scores[n].abs()[glob[n]] for n in scores])
+        dropped = torch.cat([scores[n].abs()[~glob[n]] for n in scores])
+        assert dropped.numel() == 0 or kept.min() >= dropped.max()
+
+
+def test_alpha_is_mean_abs_of_kept_weights():
+    net = scored_model(nn.Sequential(nn.Linear(8, 4)), 0.25)
+    lin = net[0]
+    assert isinstance(lin, ScoredLinear)
+    w = lin.binary_weight().detach()
+    kept = lin.keep
+    assert int(kept.sum()) == 8
+    alpha = lin.weight.abs()[kept].mean()
+    assert torch.allclose(w[kept].abs(), alpha.expand(8)) and bool((w[~kept] == 0).all())
+    assert torch.equal(torch.sign(w[kept]), torch.where(lin.weight[kept] >= 0, 1.0, -1.0))
+
+
+def test_gradients_reach_scores_and_weights_stay_bit_identical(digits):
+    _, _, init, net = _search(digits, act="binary")
+    before = {n: m.scores.detach().clone() for n, m in scored_layers(net).items()}
+    train(net, digits, TINY_TRAIN)
+    for name, layer in scored_layers(net).items():
+        assert torch.equal(layer.weight, init[f"{name}.weight"])  # frozen random weights
+        assert not layer.weight.requires_grad and layer.weight.grad is None
+        assert not torch.equal(layer.scores, before[name])  # the scores learned
+
+
+def test_saved_mpt_is_binary_layers_and_reloads_to_identical_predictions(digits, tmp_path):
+    hp, base, init, net = _search(digits, act="binary", keep=0.3, selection="global")
+    train(net, digits, TINY_TRAIN)
+    ticket, scores = to_ticket(net, init, base, hp, [n for n in scored_layers(net)])
+    ticket.save(tmp_path)
+    again = Ticket.load(tmp_path).model("final")
+    kinds = {type(m) for m in again.modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+    assert kinds == {BinaryConv2d, BinaryLinear}
+    assert all(m.scale_mode == "layer" for m in again.modules() if isinstance(m, (BinaryConv2d, BinaryLinear)))
+    x = digits.x_test[:50]
+    assert torch.equal(predict(net, x), predict(again, x))  # scored search net == plain binary ticket
+    assert abs(Ticket.load(tmp_path).density - 0.3) < 1e-3 and set(scores) == {f"{n}.scores" for n in
+                                                                                scored_layers(net)}
+    assert Ticket.load(tmp_path).meta["binary"]["ternary"] is True
+
+
+def test_finder_levels_bits_and_resume(digits, tmp_path):
+    hp = make_hparams("mpt", {"model.model": "conv2", "model.width": 0.25, "data.dataset": "digits",
+                              "train.iterations": 4, "scores.iterations": 4, "train.batch_size": 64})
+    report = find("mpt", hp, [0], tmp_path)
+    assert [r["level"] for r in report["levels"]] == [0, 1]
+    assert report["levels"][1]["density"] == pytest.approx(0.5, abs=1e-3)
+    bits = report["bits"]
+    assert bits["0"]["bits_total"] == bits["0"]["float32_bits_total"]
+    assert bits["1"]["binary_bits"] * 16 <= bits["1"]["binary_float32_bits"]
+    again = find("mpt", hp, [0], tmp_path)  # finished levels are skipped
+    assert again["levels"][1]["test_acc_per_seed"] == report["levels"][1]["test_acc_per_seed"]
+
+
+@pytest.mark.parametrize("keep", [0.0, -0.1, 1.5])
+def test_keep_outside_0_1_is_refused(keep):
+    with pytest.raises(UsageError, match="keep must be in"):
+        MptHparams(keep=keep)
+    with pytest.raises(UsageError, match="keep must be in"):
+        topk_masks({"a": torch.ones(3)}, keep)
+
+
+def test_signed_constant_init_and_batchnorm_option(digits):
+    hp = MptHparams(bn="plain", weight_init="signed_constant")
+    net = init_weights(models.build(base_spec(ModelSpec("conv2", digits.input_shape, 10, 0.25), hp)),
+                       hp.weight_init, 0)
+    bns = [m for m in net.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
+    assert len(bns) == 4 and not any(b.affine for b in bns)  # after every layer but the output one
+    assert not isinstance(list(net)[-1], (nn.BatchNorm1d,))
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            assert torch.allclose(m.weight.abs(), m.weight.abs().flatten()[0].expand_as(m.weight))
+
+
+def test_mpt_binary_act_refused_right_after_softmax():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.Softmax(dim=1), nn.Linear(8, 3))
+    with pytest.raises(UsageError, match="layer '4'.*Softmax"):
+        scored_model(model, 0.5, act="binary")
+    assert scored_model(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)), 0.5, act="binary")[1].__class__ \
+        is nn.Identity
