@@ -101,15 +101,20 @@ def test_disagreeing_outputs_fail_verification(exported):
         verify(graph, ops, out, shuffled, exported["y"].numpy())
 
 
-def test_padding_waste_and_relu_before_sign_are_warned(exported):
+def test_padding_waste_is_warned_and_counted(exported):
     r = exported["reports"]["conv2"]
     warnings = " | ".join(r["warnings"])
     assert "2: 16 input channels are bit-packed into 1 x 32 bits: 50%" in warnings
-    assert "ReLU" in warnings
     assert r["agreement"] >= 0.99
     conv = next(row for row in r["layers"] if row["layer"] == "2")
     assert conv["bits_per_weight"] == 2.0 and conv["bits_limit"] == conv["weights"]  # 16 of 32 bits are padding
     assert exported["reports"]["mpt11"]["warnings"] == []
+
+
+def test_relu_feeding_a_binary_activation_is_warned():
+    net = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), BinaryConv2d(32, 32, 3, binary_act=True), nn.Flatten(),
+                        nn.Linear(32 * 4 * 4, 10))
+    assert any(w.startswith("2: binarizes the output of a ReLU") for w in describe(net, (1, 8, 8)).warnings)
 
 
 def test_worker_never_imports_torch(exported):
