@@ -48,6 +48,7 @@ def compare(runs: list[str | Path], out: str | Path) -> dict[str, Any]:
     dense = [r["dense_test_acc"] for r in reports if r.get("dense_test_acc") is not None]
     dense_acc = statistics.fmean(dense) if dense else None
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     names = sorted({r["model"] for r in reports}), sorted({r["dataset"] for r in reports})
     plot = accuracy_vs_density(list(series.values()), out / "compare.png",
                                f"{', '.join(names[0])} on {', '.join(names[1])}: accuracy vs density", dense_acc)

@@ -76,3 +76,19 @@ def test_non_constant_weight_is_reported():
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
     row = nm_report.report(helper.make_model(graph))[0]
     assert not row["compliant"] and "not a constant" in row["reason"]
+
+
+def test_nm_selected_ticket_is_2of4_in_the_exported_graph():
+    """N:M selection (compress.selection) and the TensorRT-side report agree on the layout, end to end."""
+    from compress.mask import Mask
+    from compress.models import ModelSpec, build, prunable
+    from compress.selection.nm import nm_select
+
+    model = build(ModelSpec("conv2", (4, 8, 8), 10, 0.125), seed=0).eval()
+    weights = prunable(model)
+    mask = nm_select({n: w.detach().abs() for n, w in weights.items()}, Mask.ones_like(model),
+                     {n: 0.5 for n in weights}, "2:4")
+    mask.apply(model)
+    rows = nm_report.report(to_onnx(model, (4, 8, 8)))
+    assert len(rows) == 5 and all(r["compliant"] for r in rows), [r.get("reason") for r in rows]
+    assert all(r["density"] == 0.5 for r in rows)

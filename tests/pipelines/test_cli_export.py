@@ -50,6 +50,7 @@ def test_export_bad_inputs_exit_2_with_one_clear_message(run_dir, tmp_path):
         (["export", "onnx", str(run_dir), "--level", "7"], "finished levels: 0, 1, 2"),
         (["export", "onnx", str(run_dir), "--opset", "3"], "opset 3 is outside"),
         (["export", "onnx", str(run_dir), "--sparse-storage", "zip"], "auto, dense, coo"),
+        (["export", "onnx", str(run_dir), "--provider", "rocm"], "valid: cpu, cuda, tensorrt"),
         (["export", "tensorrt", str(run_dir), "--sparsity", "force", "--out", str(tmp_path / "f")],
          "--sparsity force needs every conv/FC weight 2:4"),
     ]
@@ -85,3 +86,14 @@ def test_bench_bad_artifacts(run_dir, tmp_path):
         assert res.exit_code == 2 and "CUDAExecutionProvider" in res.output
     res = runner.invoke(app, ["bench", str(out / "model.onnx"), "--dataset", "mnist5k", "--iters", "2"])
     assert res.exit_code == 2 and "takes inputs of shape (1, 8, 8)" in res.output
+
+
+def test_bench_of_an_engine_without_tensorrt_exits_2(tmp_path):
+    from export.tensorrt import available
+
+    if available()[0]:
+        pytest.skip("TensorRT and a CUDA GPU are present")
+    plan = tmp_path / "model.plan"
+    plan.write_bytes(b"\0" * 64)
+    res = runner.invoke(app, ["bench", str(plan), "--dataset", "digits"])
+    assert res.exit_code == 2 and "cannot benchmark model.plan here" in res.output and "tensorrt" in res.output
