@@ -34,11 +34,11 @@ COMMAND_MODULES: list[str] = [
     "pipelines.cli.export_onnx",
     "pipelines.cli.export_tensorrt",
     "pipelines.cli.bench",
+    "pipelines.cli.find_mpt",
+    "pipelines.cli.binarize",
     "pipelines.cli.export_lce",
     "pipelines.cli.deploy_edge",
     "pipelines.cli.run",
-    "pipelines.cli.find_mpt",
-    "pipelines.cli.binarize",
 ]
 for _name in COMMAND_MODULES:
     _mod = importlib.import_module(_name)
