@@ -102,7 +102,8 @@ class Pipeline:
     def run(self, out: str | Path = "runs", keep_going: bool = False, require_all: bool = False,
             progress: Progress | None = None, check: bool = False) -> dict[str, Any]:
         """Run (or resume) every stage; returns report.json's content. With `check`, a failed gate raises."""
-        root = self.root(out)
+        # Absolute, so that artifact paths a stage returns never get its (relative) folder prefixed twice.
+        root = self.root(Path(out).resolve())
         plan = self._plan(root)
         missing = [p for p in plan if not p.available[0]]
         if require_all and missing:

@@ -71,3 +71,15 @@ def test_presets_listing():
     assert res.exit_code == 0 and "quickstart" in json.loads(res.stdout)
     res = runner.invoke(app, ["presets", "--stages"])
     assert res.exit_code == 0 and "max_acc_drop" in res.stdout and "bench_torch" in res.stdout
+
+
+def test_default_relative_out_dir_works(spec, tmp_path, monkeypatch):
+    """`lottery run` writes under ./runs by default: a relative root must not double artifact paths."""
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["run", str(spec), "--quiet"])
+    assert res.exit_code == 0, res.output
+    reports = list((tmp_path / "runs" / "pipelines").glob("tiny-*/report.json"))
+    assert len(reports) == 1
+    rep = json.loads(reports[0].read_text())
+    imp = next(s for s in rep["stages"] if s["kind"] == "imp")
+    assert (reports[0].parent / imp["artifacts"]["ticket"] / "ticket.json").is_file()
