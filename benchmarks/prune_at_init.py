@@ -16,6 +16,7 @@ Run: python -m benchmarks.prune_at_init [--epochs 3] [--threads 1]
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -120,9 +121,9 @@ def run(epochs: float, seeds: int, out: Path) -> dict:
         "seeds": seeds, "train": {"optimizer": "adam", "lr": thp.lr, "batch_size": thp.batch_size, "epochs": epochs},
         "dense_test_acc": statistics.fmean(dense_accs), "dense_test_acc_per_seed": dense_accs,
         "results": results, "wall_s": round(time.perf_counter() - t_all, 1), "threads": torch.get_num_threads(),
-        "note": "run on a 2-core machine shared with ~5 other jobs: times (score_s, train_s, wall_s) are inflated "
-                "by contention. train_s for IMP sums every round up to that level plus the dense run; for the 2:4 "
-                "tickets it is dense + one retraining. Controls (reinit/random-mask) are not trained here.",
+        "load_average_at_end": round(os.getloadavg()[0], 2),  # > 1.5 on 2 cores: other jobs shared the CPU
+        "note": "train_s for IMP sums every round up to that level plus the dense run; for the 2:4 tickets it is "
+                "dense + one retraining. Controls (reinit/random-mask) are not trained here.",
     }
     out.mkdir(parents=True, exist_ok=True)
     save_json(out / "prune_at_init.json", report)
