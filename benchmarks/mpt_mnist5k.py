@@ -108,8 +108,9 @@ def main() -> None:
             (mpt_job, (0.25, "float", 0.5, 0, e, True, o)), (mpt_job, (0.25, "binary", 0.5, 0, eb, False, o)),
             (mpt_job, (0.25, "binary", 0.2, 0, eb, False, o)), (mpt_job, (0.25, "float", 0.2, 0, e, False, o)),
             (imp_binarize_job, (0.25, e, o))]
-    note = (f"2-core machine shared with ~5 other jobs (load ~10): wall times are inflated. {args.workers} "
-            f"worker processes x 1 thread. Float and MPT-1/32 trained {e} epochs, MPT-1/1 {eb} epochs (Adam, cosine, "
+    note = (f"load average before the run {os.getloadavg()[0]:.1f} (above ~1 on 2 cores: other jobs shared the "
+            f"CPU and wall times are inflated). {args.workers} worker processes x 1 thread. "
+            f"Float and MPT-1/32 trained {e} epochs, MPT-1/1 {eb} epochs (Adam, cosine, "
             "batch 64); BatchNorm with learned affine in the float and MPT nets (same architecture); "
             "IMP (plain conv4, 2 rounds of 50%) then binarize (first/last layers float, per-channel scale) finetuned "
             f"{e} epochs.")
