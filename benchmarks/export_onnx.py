@@ -68,8 +68,8 @@ def main() -> None:
             print({k: round(v, 5) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
     save_json(args.out, {
         "results": results,
-        "note": ("measured on a shared 2-core x86_64 CPU machine while other jobs ran (see load average): absolute "
-                 "latencies are noisy; ORT and PyTorch were timed in the same run with 1 thread each "
+        "note": ("measured on a 2-core x86_64 CPU machine (a load average above ~1 means other jobs shared it and "
+                 "absolute latencies are noisy); ORT and PyTorch were timed in the same run with 1 thread each "
                  f"(warm-up 20, {args.iters} timed calls). Sparse storage shrinks the file only: ONNX Runtime "
                  "densifies sparse initializers at load, so the 10%-dense ticket is not faster than the dense one."),
         "load_average_1_5_15_at_end": [round(v, 2) for v in os.getloadavg()],
