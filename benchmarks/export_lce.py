@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import shutil
 import sys
 import time
@@ -132,7 +133,8 @@ def main() -> None:
               f"{100 * row['torch_test_acc']:.2f} p50={row['local_p50_ms']:.3f} ms floors={row['floors_met']}")
     result = {"results": rows, "floors": FLOORS, "model": f"conv4 width {WIDTH}", "dataset": DATASET,
               "epochs": a.epochs, "wall_s": round(time.perf_counter() - start, 1),
-              "note": "run on a shared 2-core x86 machine with other jobs; latency is LCE's reference kernels "
+              "note": f"2-core x86 machine, load average {os.getloadavg()[0]:.1f} at the end (above ~1: other jobs); "
+                      "latency is LCE's reference kernels "
                       "(correct, not optimized) and says nothing about ARM latency, which must be measured on "
                       "the device (`lottery deploy edge --host`)."}
     RESULT.parent.mkdir(parents=True, exist_ok=True)
