@@ -10,6 +10,7 @@ from rich.table import Table
 
 from compress.ticket import resolve
 from export.lce import export_lce
+from pipelines.cli import options as o
 from pipelines.cli.common import err_console, friendly, out_console, print_json, setup_logging
 from pipelines.cli.export import app
 
@@ -32,8 +33,8 @@ def layers_table(r: dict) -> Table:
 @friendly
 def lce_cmd(
     run_dir: Annotated[Path, typer.Argument(help="Run directory, seed directory or ticket (level) directory.")],
-    level: Annotated[int | None, typer.Option(help="Level to export (default: the run's selected level).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed to export (default: the first one).")] = None,
+    level: o.Level = None,
+    seed: o.SeedOf = None,
     dataset: Annotated[str | None, typer.Option(help="Test set for verification (default: the ticket's).")] = None,
     min_agreement: Annotated[float, typer.Option(help="Required LCE-vs-PyTorch top-1 agreement (0..1).",
                                                  min=0.0, max=1.0)] = 0.99,

@@ -12,9 +12,8 @@ from compress.ticket import resolve
 from export.onnx import export_onnx
 from pipelines.cli.common import err_console, friendly, out_console, print_json, setup_logging
 from pipelines.cli.export import app
-
-Level = Annotated[int | None, typer.Option(help="Level to export (default: the run's selected level).")]
-Seed = Annotated[int | None, typer.Option(help="Seed to export (default: the first one).")]
+from pipelines.cli.options import Level
+from pipelines.cli.options import SeedOf as Seed
 
 
 def summary_table(r: dict) -> Table:

@@ -11,7 +11,8 @@ from rich.table import Table
 from compress.ticket import resolve
 from pipelines.cli.common import friendly, out_console, print_json, setup_logging
 from pipelines.cli.export import app
-from pipelines.cli.export_onnx import Level, Seed
+from pipelines.cli.options import Level
+from pipelines.cli.options import SeedOf as Seed
 from pipelines.tensorrt_export import export_tensorrt
 
 

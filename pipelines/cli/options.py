@@ -38,6 +38,8 @@ Margin = Annotated[float | None, typer.Option(help="Lead over each control neede
 Set = Annotated[list[str] | None, typer.Option("--set", help="Any setting as KEY=VALUE, e.g. train.momentum=0.8.")]
 Json = Annotated[bool, typer.Option("--json", help="Print report.json to stdout.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and the final table.")]
+Level = Annotated[int | None, typer.Option(help="Level to export (default: the run's selected level).")]
+SeedOf = Annotated[int | None, typer.Option(help="Seed to export (default: the first one).")]
 
 
 def settings(**flags: Any) -> dict[str, Any]:

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compress.hparams import Hparams, check_range, field
+from compress.finders.mpt import _score_train
+from compress.hparams import Hparams, field
 from compress.ticket import Ticket, resolve
 from compress.train import TrainHparams, predict
 from pipelines.stages import Stage, register
 from pipelines.stages.base import StageContext, StageOutput
 from pipelines.stages.measure import agreement, save_predictions, ticket_size_bytes
-
-
-def _scores() -> TrainHparams:
-    return TrainHparams(optimizer="adam", lr=0.01, epochs=10, batch_size=64, schedule="cosine")
 
 
 @dataclass(frozen=True)
@@ -28,12 +25,11 @@ class MptStageHparams(Hparams):
     selection: str = "layerwise"
     bn: str = "affine"
     baseline: bool = False     # the finder's own trained float net at level 0
-    scores: TrainHparams = field(default_factory=_scores)
+    scores: TrainHparams = field(default_factory=_score_train)  # the finder's own defaults
 
     def validate(self) -> None:
         from compress.finders.mpt import MptHparams
 
-        check_range("keep", self.keep, 0.0, 1.0, lo_open=True)
         MptHparams(keep=self.keep, act=self.act, selection=self.selection, bn=self.bn)  # same checks, same words
 
 
