@@ -2,11 +2,13 @@
 
 Conv-4 at width 0.25 of its 64-channel base, 2 seeds, one training budget for every network (the dense
 baseline, every ticket, every IMP round). Sparsities 0.9 and 0.95 (fraction removed, global selection,
-output layer included). IMP prunes by global magnitude 43.77% per round (4 rounds -> 0.9) then 50% (round
-5 -> 0.95), rewinding to the init each time. `imp_2:4` prunes the trained dense net to 2:4 and rewinds to
-init; `oneshot_2:4` prunes it to 2:4 and retrains from the trained weights (NVIDIA ASP). The first conv
-(1 input channel, no pad-free 4-groups) stays dense under 2:4 (--nm-policy dense); its 144 weights are why
-the 2:4 density is slightly above 0.5.
+output layer included). GraSP scores as the official code does (fc weights redrawn Xavier-normal in the
+scored copy, `grasp`); `grasp_no_reinit` scores the net's own fc weights and is reported alongside.
+IMP prunes by global magnitude 43.77% per round (4 rounds -> 0.9) then 50% (round 5 -> 0.95), rewinding
+to the init each time. `imp_2:4` prunes the trained dense net to 2:4 and rewinds to init; `oneshot_2:4`
+prunes it to 2:4 and retrains from the trained weights (NVIDIA ASP). The first conv (1 input channel,
+no pad-free 4-groups) stays dense under 2:4 (--nm-policy dense); its 144 weights are why the 2:4
+density is slightly above 0.5.
 
 The same library calls as `lottery find`/`lottery finetune`, driven directly so each seed's dense baseline
 is trained once and shared. Writes benchmarks/results/prune_at_init.json and prune_at_init.png.
@@ -38,6 +40,10 @@ from compress.selection.guard import LayerCollapseError  # noqa: E402
 from compress.train import TrainHparams, train  # noqa: E402
 
 SPARSITIES = (0.9, 0.95)
+# (row name, scorer, PaiHparams overrides). `grasp` follows the official code (fc weights redrawn
+# Xavier-normal in the scored copy); `grasp_no_reinit` scores the net's own fc weights, for comparison.
+PAI_METHODS = (("grasp", "grasp", {}), ("grasp_no_reinit", "grasp", {"grasp_reinit_linear": False}),
+               ("snip", "snip", {}), ("synflow", "synflow", {}), ("random", "random", {}))
 IMP_RATES = (1 - 0.1 ** 0.25,) * 4 + (0.5,)  # densities 0.1 after round 4, 0.05 after round 5
 
 
@@ -73,13 +79,13 @@ def run(epochs: float, seeds: int, out: Path) -> dict:
         dense, rd = _train(spec, init, full, data, thp, seed)
         dense_accs.append(rd.test_acc)
         print(f"  dense acc {rd.test_acc:.4f} ({rd.wall_s:.1f}s)", flush=True)
-        for method in ("grasp", "snip", "synflow", "random"):
+        for method, scorer, extra in PAI_METHODS:
             for s in SPARSITIES:
-                hp = PaiHparams(train=thp, sparsity=s)
+                hp = PaiHparams(train=thp, sparsity=s, **extra)
                 model = build(spec)
                 model.load_state_dict(init)
                 try:
-                    mask, score_s = prune_at_init(method, model, data, hp, seed)
+                    mask, score_s = prune_at_init(scorer, model, data, hp, seed)
                 except LayerCollapseError as e:
                     print(f"  {method} s={s}: collapse: {e}", flush=True)
                     add(method, s, None, 0.0, 0.0, None)
@@ -138,12 +144,12 @@ def _plot(report: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for method in ("imp", "grasp", "snip", "synflow", "random"):
+    for method in ("imp", "grasp", "grasp_no_reinit", "snip", "synflow", "random"):
         pts = sorted((1 - r["sparsity"], r["test_acc_mean"]) for r in report["results"]
                      if r["method"] == method and r["test_acc_mean"] is not None)
         if pts:
             ax.plot(*zip(*[(100 * d, a) for d, a in pts], strict=True), marker="o",
-                    ls="--" if method == "random" else "-", label=method)
+                    ls={"random": "--", "grasp_no_reinit": ":"}.get(method, "-"), label=method)
     for method, marker in (("imp_2:4", "s"), ("oneshot_2:4", "D")):
         for r in report["results"]:
             if r["method"] == method and r["test_acc_mean"] is not None:

@@ -51,6 +51,7 @@ class PaiHparams(FindHparams):
     score_batches: int = 1            # GraSP/SNIP: training batches scored
     score_batch_size: int = 100
     grasp_temperature: float = 200.0
+    grasp_reinit_linear: bool = True  # score on Xavier-redrawn fc weights, as the official code does
     synflow_iterations: int = 100
     finetune: bool = True             # train the ticket (and the dense baseline, controls) right away
 
@@ -113,7 +114,8 @@ def prune_at_init(method: str, model: nn.Module, data: Dataset, hp: PaiHparams, 
     t0 = time.perf_counter()
     fractions = layer_fractions(model, hp.prune.replace(output_rate_factor=1.0), rate=hp.sparsity)
     options = {**hp.prune.options(), "batches": score_batches(data, hp, seed) if method in scoring.NEEDS_DATA
-               else None, "temperature": hp.grasp_temperature, "seed": seed}
+               else None, "temperature": hp.grasp_temperature, "reinit_linear": hp.grasp_reinit_linear,
+               "seed": seed}
     mask = score_and_select(model, Mask.ones_like(model), method, fractions, hp.prune.selection,
                             iterations=hp.synflow_iterations if method == "synflow" else 1,
                             input_shape=data.input_shape, **options)

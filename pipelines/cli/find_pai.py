@@ -19,6 +19,9 @@ ScoreBatches = Annotated[int | None, typer.Option(help="GraSP/SNIP: training bat
 ScoreBatchSize = Annotated[int | None, typer.Option(help="GraSP/SNIP: samples per scored batch (100).")]
 Iterations = Annotated[int | None, typer.Option("--synflow-iterations", help="SynFlow: prune-rescore steps (100).")]
 Temperature = Annotated[float | None, typer.Option(help="GraSP: softmax temperature (200, the paper's code).")]
+ReinitLinear = Annotated[bool, typer.Option(help="GraSP: score a copy whose fully connected weights are redrawn "
+                                                 "Xavier-normal, as the official code does (--no-grasp-reinit-linear: "
+                                                 "score the network's own fc weights).")]
 
 
 def _command(method: str) -> None:
@@ -40,6 +43,7 @@ def _command(method: str) -> None:
         score_batch_size: ScoreBatchSize = None,
         synflow_iterations: Iterations = None,
         grasp_temperature: Temperature = None,
+        grasp_reinit_linear: ReinitLinear = True,
         seeds: o.Seeds = 1,
         first_seed: o.FirstSeed = 0,
         out: o.Out = Path("runs"),
@@ -66,6 +70,7 @@ def _command(method: str) -> None:
             layer_rate=layer_rate, allow_collapse=allow_collapse, nm_policy=nm_policy,
             finetune=None if finetune else False, score_batches=score_batches, score_batch_size=score_batch_size,
             synflow_iterations=synflow_iterations, grasp_temperature=grasp_temperature,
+            grasp_reinit_linear=None if grasp_reinit_linear else False,
             width=width, init=init, data_root=data_root, download=download, optimizer=optimizer, lr=lr,
             batch_size=batch_size, epochs=epochs, iterations=iterations, schedule=schedule,
             weight_decay=weight_decay, controls=controls, tolerance=tolerance, margin=margin, set=set_))

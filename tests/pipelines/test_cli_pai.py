@@ -1,8 +1,10 @@
 import json
 from pathlib import Path
 
+import torch
 from typer.testing import CliRunner
 
+from compress.ticket import Ticket
 from pipelines.cli import app
 
 runner = CliRunner()
@@ -51,3 +53,16 @@ def test_bad_input_is_one_clear_paragraph_and_exit_2(tmp_path):
 def test_finders_listing_includes_pai():
     res = runner.invoke(app, ["finders", "--json"])
     assert res.exit_code == 0 and {"grasp", "snip", "synflow", "random", "imp"} <= set(json.loads(res.stdout))
+
+
+def test_grasp_reinit_flag_reaches_the_hparams_and_changes_the_ticket(tmp_path):
+    masks = {}
+    for flag in ("--grasp-reinit-linear", "--no-grasp-reinit-linear"):
+        res = runner.invoke(app, ["find", "grasp", *TINY, flag, "--no-finetune", "--out", str(tmp_path), "--json"])
+        assert res.exit_code == 0, res.output
+        run = Path(json.loads(res.stdout)["run_dir"])
+        hp = json.loads((run / "hparams.json").read_text())
+        assert hp["hparams"]["grasp_reinit_linear"] is (flag == "--grasp-reinit-linear"), hp
+        masks[flag] = Ticket.load(run / "seed-0" / "level-1").mask
+    on, off = masks["--grasp-reinit-linear"], masks["--no-grasp-reinit-linear"]
+    assert on.density == off.density and any(not torch.equal(on[n], off[n]) for n in on)
