@@ -60,8 +60,9 @@ def eager_reference(ticket_dir: Path, x: torch.Tensor, y: torch.Tensor, input_sh
 
 def bench(artifact: str | Path, dataset: str | None = None, batch_sizes: tuple[int, ...] = (1, 64),
           threads: int = 1, warmup: int = 10, iters: int = 100, provider: str | None = None,
-          eager: bool = True) -> dict[str, Any]:
-    """Evaluate and time `artifact`; write `bench-<name>.json` beside it and return the report."""
+          eager: bool = True, report_dir: str | Path | None = None) -> dict[str, Any]:
+    """Evaluate and time `artifact`; write `bench-<name>.json` into `report_dir` (default: beside the
+    artifact) and return the report."""
     path = Path(artifact)
     if not path.is_file():
         raise ArtifactError(f"{path} does not exist or is not a file; pass an exported artifact "
@@ -104,5 +105,5 @@ def bench(artifact: str | Path, dataset: str | None = None, batch_sizes: tuple[i
     elif eager:
         report["torch"] = None
         log.warning("no ticket found for %s (export.json/metadata name none, or it moved): no eager reference", path)
-    save_json(path.parent / f"bench-{path.name}.json", report)
+    save_json(Path(report_dir or path.parent) / f"bench-{path.name}.json", report)
     return report

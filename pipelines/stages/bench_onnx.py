@@ -49,7 +49,7 @@ def run(ctx: StageContext) -> StageOutput:
 
     hp: BenchOnnxHparams = ctx.hp
     opts = {"batch_sizes": (hp.batch_size,), "threads": hp.threads, "warmup": hp.warmup, "iters": hp.iterations,
-            "provider": hp.provider, "dataset": ctx.settings.dataset}
+            "provider": hp.provider, "dataset": ctx.settings.dataset, "report_dir": ctx.dir}
     mine = bench(ctx.artifact("onnx"), **opts)
     row = _p50(mine, hp.batch_size)
     metrics = {"test_acc": mine["test_acc"], "latency_ms_p50": row["latency_ms_p50"],
@@ -64,11 +64,11 @@ def run(ctx: StageContext) -> StageOutput:
         if not (base_dir / "model.onnx").is_file():
             export_onnx(ctx.artifact("model", ctx.baseline), base_dir, sparse_storage="dense",
                         dataset=ctx.settings.dataset)
-        base = _p50(bench(base_dir / "model.onnx", **{**opts, "dataset": ctx.settings.dataset}), hp.batch_size)
+        base = _p50(bench(base_dir / "model.onnx", **{**opts, "report_dir": base_dir}), hp.batch_size)
         metrics["baseline_latency_ms_p50"] = base["latency_ms_p50"]
         metrics["latency_ratio"] = row["latency_ms_p50"] / base["latency_ms_p50"]
     onnx = Path(ctx.artifact("onnx"))
-    return StageOutput(metrics=metrics, artifacts={"bench_report": onnx.parent / f"bench-{onnx.name}.json"},
+    return StageOutput(metrics=metrics, artifacts={"bench_report": ctx.dir / f"bench-{onnx.name}.json"},
                        notes=[mine["note"]],
                        extra={"target": f"onnxruntime-{hp.provider}", "providers": mine["providers"]})
 

@@ -1,5 +1,7 @@
 """The stages over the finetune, ONNX and TensorRT APIs, chained on a tiny pipeline."""
 
+import json
+
 import pytest
 import torch
 
@@ -61,3 +63,7 @@ def test_onnx_export_and_benchmark_against_the_baseline(report):
     m = bench["metrics"]
     assert m["latency_ratio"] == pytest.approx(m["latency_ms_p50"] / m["baseline_latency_ms_p50"])
     assert (root / bench["dir"] / "baseline_onnx" / "model.onnx").is_file()
+    # Each stage writes only into its own folder: the bench report sits in bench_onnx's, not export_onnx's.
+    report = root / bench["artifacts"]["bench_report"]
+    assert report.parent == root / bench["dir"] and json.loads(report.read_text())["test_acc"] == m["test_acc"]
+    assert not list(onnx.parent.glob("bench-*.json"))
