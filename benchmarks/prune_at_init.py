@@ -129,7 +129,9 @@ def run(epochs: float, seeds: int, out: Path) -> dict:
         "results": results, "wall_s": round(time.perf_counter() - t_all, 1), "threads": torch.get_num_threads(),
         "load_average_at_end": round(os.getloadavg()[0], 2),  # > 1.5 on 2 cores: other jobs shared the CPU
         "note": "train_s for IMP sums every round up to that level plus the dense run; for the 2:4 tickets it is "
-                "dense + one retraining. Controls (reinit/random-mask) are not trained here.",
+                "dense + one retraining. Controls (reinit/random-mask) are not trained here. grasp scores a copy "
+                "with Xavier-redrawn fc weights (the official code's reinit=True); grasp_no_reinit scores the "
+                "net's own fc weights.",
     }
     out.mkdir(parents=True, exist_ok=True)
     save_json(out / "prune_at_init.json", report)
