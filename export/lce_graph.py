@@ -5,6 +5,8 @@ multipliers and biases). It pins the conventions of `compress.binarize.layers` s
 computes the same function: sign(0) = +1, one-padding of binarized inputs (larq `pad_values=1.0`),
 pruned binary weights exported as the average of two binary kernels (0 = (+1 + -1) / 2, never +1),
 and the NCHW -> NHWC flatten order folded into the next layer's weights (Larq docs; LCE converter).
+The network is walked as torch.fx traced it (`export.lce_trace`), each layer naming the tensors it reads and
+writes, so residual blocks rebuild with their adds.
 """
 
 from __future__ import annotations
@@ -18,15 +20,7 @@ import torch
 from torch import nn
 
 from compress.binarize.layers import BINARY_TYPES, BinaryConv2d, BinaryLinear
-from export.errors import ExportError
-
-ELEMENTWISE = (nn.ReLU, nn.Hardtanh, nn.Identity, nn.Dropout)
-SUPPORTED = "Conv2d, Linear, BinaryConv2d, BinaryLinear, BatchNorm1d/2d, ReLU, Hardtanh, MaxPool2d, AvgPool2d, " \
-            "AdaptiveAvgPool2d(1), Flatten, Dropout, Identity, nested nn.Sequential"
-
-
-class UnsupportedLayersError(ExportError):
-    """Layers that Larq Compute Engine (through larq/Keras) cannot express."""
+from export.lce_trace import UnsupportedLayersError, trace
 
 
 @dataclass
@@ -43,35 +37,7 @@ class Graph:
         return key
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": "lottery.lce-graph/1", "input_shape": self.input_shape, "layers": self.layers}
-
-
-def flatten_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Leaf modules in execution order; raises listing every module LCE export cannot express."""
-    out: list[tuple[str, nn.Module]] = []
-    bad: list[str] = []
-
-    def walk(prefix: str, m: nn.Module) -> None:
-        if isinstance(m, nn.Sequential):
-            for n, child in m.named_children():
-                walk(f"{prefix}.{n}" if prefix else n, child)
-        elif isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d,
-                            nn.AdaptiveAvgPool2d, nn.Flatten, *ELEMENTWISE)):
-            out.append((prefix, m))
-            if isinstance(m, nn.Conv2d) and (m.groups != 1 or m.padding_mode != "zeros" or isinstance(m.padding, str)):
-                bad.append(f"{prefix} (Conv2d with groups={m.groups}, padding={m.padding!r}, mode={m.padding_mode})")
-            if isinstance(m, nn.AdaptiveAvgPool2d) and m.output_size not in (1, (1, 1)):
-                bad.append(f"{prefix} (AdaptiveAvgPool2d to {m.output_size}: only global pooling (1) is supported)")
-        else:
-            kind = "custom forward (e.g. a residual add)" if list(m.children()) else "no LCE equivalent"
-            bad.append(f"{prefix or '<model>'} ({type(m).__name__}: {kind})")
-
-    walk("", model)
-    if bad:
-        raise UnsupportedLayersError(
-            f"the model has layers Larq Compute Engine export cannot express: {'; '.join(bad)}. Supported: "
-            f"{SUPPORTED}, chained in an nn.Sequential (residual blocks are not exported yet).")
-    return out
+        return {"format": "lottery.lce-graph/2", "input_shape": self.input_shape, "layers": self.layers}
 
 
 def _padding(k: tuple[int, int], s: tuple[int, int], p: tuple[int, int], d: tuple[int, int]) -> str:
@@ -98,76 +64,121 @@ def _waste(g: Graph, name: str, cin: int, cout: int) -> dict[str, Any]:
 
 
 def describe(model: nn.Module, input_shape: tuple[int, ...]) -> Graph:
-    """Describe `model` (eval mode, already masked) for the larq rebuild; see the module docstring."""
-    mods = flatten_modules(model)
+    """Describe `model` (eval mode, already masked) for the larq rebuild; see the module docstring.
+
+    Every layer names the tensor it reads (`src`, or `srcs` for an add) and the one it writes (`id`), so
+    residual blocks rebuild as they run in PyTorch.
+    """
+    steps = trace(model)
     shape = list(input_shape)  # torch layout without batch: (C, H, W) or (F,)
     g = Graph(input_shape=[shape[1], shape[2], shape[0]] if len(shape) == 3 else shape)
-    perm: np.ndarray | None = np.arange(shape[0]) if len(shape) == 1 else None  # keras feature i = torch perm[i]
-    vector = len(shape) == 1
-    if vector:
-        g.layers.append({"op": "to_map"})
-    prev: nn.Module | None = None
-    for i, (name, m) in enumerate(mods):
-        if isinstance(m, BINARY_TYPES) and m.binary_act and isinstance(prev, nn.ReLU):
-            g.warnings.append(f"{name}: binarizes the output of a ReLU, so every input sign is +1 (the layer "
-                              "sees a constant); put BatchNorm or Hardtanh before binary activations")
-        prev = m
-        key = f"l{i}"
-        if isinstance(m, nn.Conv2d):
-            k, s, p, d = m.kernel_size, m.stride, m.padding, m.dilation
-            layer = {"op": "conv", "name": name, "filters": m.out_channels, "kernel": list(k), "stride": list(s),
-                     "pad": list(p), "dilation": list(d), "padding": _padding(k, s, p, d)}
-            _conv_body(g, layer, m, lambda t: t.permute(2, 3, 1, 0), key)
-            h = (shape[1] + 2 * p[0] - d[0] * (k[0] - 1) - 1) // s[0] + 1
-            ww = (shape[2] + 2 * p[1] - d[1] * (k[1] - 1) - 1) // s[1] + 1
-            if isinstance(m, BinaryConv2d) and m.binary_act:
-                layer["packing"] = _waste(g, name, m.in_channels, m.out_channels)
-            shape = [m.out_channels, h, ww]
-            g.layers.append(layer)
-        elif isinstance(m, nn.Linear):
-            assert perm is not None, "a Linear layer must follow Flatten"
-            cols = torch.as_tensor(perm)
-            layer = {"op": "conv", "name": name, "filters": m.out_features, "kernel": [1, 1], "stride": [1, 1],
-                     "pad": [0, 0], "dilation": [1, 1], "padding": "valid", "linear": True}
-            _conv_body(g, layer, m, lambda t, c=cols, n=m: t[:, c].t().reshape(1, 1, n.in_features, n.out_features),
-                       key)
-            if isinstance(m, BinaryLinear) and m.binary_act:
-                layer["packing"] = _waste(g, name, m.in_features, m.out_features)
-            shape, perm = [m.out_features], np.arange(m.out_features)
-            g.layers.append(layer)
-        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            mul = m.weight.detach() / torch.sqrt(m.running_var + m.eps)
-            add = m.bias.detach() - m.running_mean * mul
-            if perm is not None and len(mul) != len(perm):  # BatchNorm1d over flattened maps is not per channel
-                raise UnsupportedLayersError(f"{name}: BatchNorm over {len(mul)} features after Flatten of "
-                                             f"{len(perm)} values is not supported.")
-            if perm is not None:
-                mul, add = mul[torch.as_tensor(perm)], add[torch.as_tensor(perm)]
-            _affine(g, mul, add, key)
-        elif isinstance(m, nn.ReLU):
+    alias: dict[str, str] = {}           # fx node -> the tensor name it reads as (identity layers, input)
+    shapes: dict[str, list[int]] = {}
+    perms: dict[str, np.ndarray | None] = {}  # keras feature i = torch feature perm[i] (None for maps)
+    users: dict[str, int] = {}
+    relu_out: set[str] = set()
+    for i, step in enumerate(steps):
+        key, name = f"l{i}", step.name
+        src = alias.get(step.inputs[0], step.inputs[0]) if step.inputs else ""
+        users[name] = step.users
+        if step.kind == "input":
+            alias[name] = "input"
+            shapes["input"], perms["input"] = shape, (np.arange(shape[0]) if len(shape) == 1 else None)
+            if len(shape) == 1:
+                g.layers.append({"op": "to_map", "src": "input", "id": "input"})
+            continue
+        if step.kind == "output":
+            g.layers.append({"op": "output", "src": src})
+            continue
+        if step.kind == "add":
+            a, b = (alias.get(n, n) for n in step.inputs)
+            if shapes[a] != shapes[b] or not _same_perm(perms[a], perms[b]):
+                raise UnsupportedLayersError(f"{name}: adds tensors of shapes {shapes[a]} and {shapes[b]} "
+                                             "(or differently flattened); LCE export adds equal shapes only.")
+            g.layers.append({"op": "add", "srcs": [a, b], "id": name})
+            shapes[name], perms[name] = shapes[a], perms[a]
+            continue
+        m = step.module
+        if isinstance(m, (nn.Identity, nn.Dropout)) or (
+                (step.kind == "flatten" or isinstance(m, nn.Flatten)) and len(shapes[src]) != 3):
+            alias[name] = src  # nothing at inference (a flatten of a vector is a no-op)
+            continue
+        if isinstance(m, BINARY_TYPES) and m.binary_act and src in relu_out:
+            g.warnings.append(f"{step.target}: binarizes the output of a ReLU, so every input sign is +1 (the "
+                              "layer sees a constant); put BatchNorm or Hardtanh before binary activations")
+        shapes[name], perms[name] = shapes[src], perms[src]  # shape-preserving unless set below
+        if step.kind == "relu" or isinstance(m, nn.ReLU):
             g.layers.append({"op": "relu"})
+            relu_out.add(name)
+        elif step.kind == "flatten" or isinstance(m, nn.Flatten):
+            c, h, w_ = shapes[src]
+            g.layers.append({"op": "flatten"})
+            # keras NHWC flatten index (y*W + x)*C + c holds torch index c*H*W + y*W + x
+            shapes[name] = [c * h * w_]
+            perms[name] = np.arange(c * h * w_).reshape(c, h, w_).transpose(1, 2, 0).reshape(-1)
+        elif isinstance(m, nn.Conv2d):
+            shapes[name], perms[name] = _conv(g, step.target, m, shapes[src], key), None
+        elif isinstance(m, nn.Linear):
+            if perms[src] is None:
+                raise UnsupportedLayersError(f"{step.target}: a Linear layer must read a flattened vector.")
+            _linear(g, step.target, m, perms[src], key)
+            shapes[name], perms[name] = [m.out_features], np.arange(m.out_features)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            # fold into the conv that produced src when nothing else reads that conv's output
+            foldable = src == step.inputs[0] and users.get(src) == 1 and g.layers[-1].get("id") == src
+            _batchnorm(g, step.target, m, perms[src], key, foldable)
         elif isinstance(m, nn.Hardtanh):
             g.layers.append({"op": "clip", "min": float(m.min_val), "max": float(m.max_val)})
         elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
-            shape = _pool(g, name, m, shape)
+            shapes[name], perms[name] = _pool(g, step.target, m, shapes[src]), None
         elif isinstance(m, nn.AdaptiveAvgPool2d):
             g.layers.append({"op": "global_avg_pool"})
-            shape = [shape[0], 1, 1]
-        elif isinstance(m, nn.Flatten):
-            if len(shape) == 3:
-                c, h, w_ = shape
-                # keras NHWC flatten index (y*W + x)*C + c holds torch index c*H*W + y*W + x
-                perm = np.arange(c * h * w_).reshape(c, h, w_).transpose(1, 2, 0).reshape(-1)
-                g.layers.append({"op": "flatten"})
-                shape = [c * h * w_]
-        # Identity / Dropout: nothing at inference
-    g.layers.append({"op": "output"})
+            shapes[name], perms[name] = [shapes[src][0], 1, 1], None
+        g.layers[-1].setdefault("src", src)
+        g.layers[-1]["id"] = name  # a folded BatchNorm renames the conv's output to its own
     floats = [x["name"] for x in g.layers if x.get("kind") == "binary_weights_float_act"]
     if floats and not any(x.get("kind") in ("binary", "ternary") for x in g.layers):
         g.warnings.append(f"no layer is bit-packed: binary layers {', '.join(floats)} have float activations "
                           "(MPT-1/32), which LCE runs as float convs with +-alpha weights (32 bits per weight). "
                           "Binary activations (MPT-1/1, `--act binary`) are needed for LceBconv2d.")
     return g
+
+
+def _same_perm(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
+
+
+def _conv(g: Graph, name: str, m: nn.Conv2d, shape: list[int], key: str) -> list[int]:
+    k, s, p, d = m.kernel_size, m.stride, m.padding, m.dilation
+    layer = {"op": "conv", "name": name, "filters": m.out_channels, "kernel": list(k), "stride": list(s),
+             "pad": list(p), "dilation": list(d), "padding": _padding(k, s, p, d)}
+    _conv_body(g, layer, m, lambda t: t.permute(2, 3, 1, 0), key)
+    if isinstance(m, BinaryConv2d) and m.binary_act:
+        layer["packing"] = _waste(g, name, m.in_channels, m.out_channels)
+    g.layers.append(layer)
+    return [m.out_channels, (shape[1] + 2 * p[0] - d[0] * (k[0] - 1) - 1) // s[0] + 1,
+            (shape[2] + 2 * p[1] - d[1] * (k[1] - 1) - 1) // s[1] + 1]
+
+
+def _linear(g: Graph, name: str, m: nn.Linear, perm: np.ndarray, key: str) -> None:
+    cols = torch.as_tensor(perm)
+    layer = {"op": "conv", "name": name, "filters": m.out_features, "kernel": [1, 1], "stride": [1, 1],
+             "pad": [0, 0], "dilation": [1, 1], "padding": "valid", "linear": True}
+    _conv_body(g, layer, m, lambda t: t[:, cols].t().reshape(1, 1, m.in_features, m.out_features), key)
+    if isinstance(m, BinaryLinear) and m.binary_act:
+        layer["packing"] = _waste(g, name, m.in_features, m.out_features)
+    g.layers.append(layer)
+
+
+def _batchnorm(g: Graph, name: str, m: nn.Module, perm: np.ndarray | None, key: str, foldable: bool) -> None:
+    mul = m.weight.detach() / torch.sqrt(m.running_var + m.eps)
+    add = m.bias.detach() - m.running_mean * mul
+    if perm is not None and len(mul) != len(perm):  # BatchNorm1d over flattened maps is not per channel
+        raise UnsupportedLayersError(f"{name}: BatchNorm over {len(mul)} features after Flatten of "
+                                     f"{len(perm)} values is not supported.")
+    if perm is not None:
+        mul, add = mul[torch.as_tensor(perm)], add[torch.as_tensor(perm)]
+    _affine(g, mul, add, key, foldable)
 
 
 def _conv_body(g: Graph, layer: dict[str, Any], m: nn.Module, to_hwio: Any, key: str) -> None:
@@ -201,11 +212,12 @@ def _conv_body(g: Graph, layer: dict[str, Any], m: nn.Module, to_hwio: Any, key:
         layer["bias"] = g.add(f"{key}.bias", bias)
 
 
-def _affine(g: Graph, mul: torch.Tensor, add: torch.Tensor, key: str) -> None:
-    """Fold a per-channel affine map into the previous conv's multiplier/bias (LCE fuses it into the bconv)."""
+def _affine(g: Graph, mul: torch.Tensor, add: torch.Tensor, key: str, foldable: bool = True) -> None:
+    """Fold a per-channel affine map into the previous conv's multiplier/bias (LCE fuses it into the bconv)
+    when that conv's output feeds nothing else (`foldable`); otherwise emit it as its own op."""
     last = g.layers[-1] if g.layers else None
     mul, add = mul.detach().float(), add.detach().float()
-    if last is not None and last.get("op") == "conv":
+    if foldable and last is not None and last.get("op") == "conv":
         if "mul" in last:
             g.arrays[last["mul"]] = g.arrays[last["mul"]] * mul.numpy()
             g.arrays[last["add"]] = g.arrays[last["add"]] * mul.numpy() + (add.numpy() / len(last["kernels"]))

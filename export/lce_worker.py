@@ -27,9 +27,13 @@ def build_keras(graph: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
     k = tf.keras
     inp = k.Input(tuple(graph["input_shape"]), batch_size=1)
     x = inp
+    env = {"input": inp}  # tensor name -> Keras tensor: layers read `src` (or `srcs`) and write `id`
     for i, layer in enumerate(graph["layers"]):
         op = layer["op"]
-        if op == "to_map":
+        x = env[layer["src"]] if "src" in layer else x
+        if op == "add":
+            x = k.layers.Add()([env[name] for name in layer["srcs"]])
+        elif op == "to_map":
             x = k.layers.Reshape((1, 1, -1))(x)
         elif op == "flatten":
             x = k.layers.Reshape((1, 1, -1))(k.layers.Flatten()(x))
@@ -50,6 +54,8 @@ def build_keras(graph: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
             x = _conv(k, lq, tf, x, layer, arrays, i)
         else:
             raise ValueError(f"unknown op {op!r} in graph description")
+        if "id" in layer:
+            env[layer["id"]] = x
     return k.Model(inp, x)
 
 

@@ -25,19 +25,22 @@ class ExportVerificationError(VerificationError):
 def layer_table(graph: Graph, ops: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
     """Per conv/linear layer: format, op(s), stored bits; and the binary layers that found no LceBconv2d."""
     bconvs = [o for o in ops if o["op"] == "LceBconv2d"]
-    pos, rows, missing = 0, [], []
+    used: set[int] = set()
+    rows, missing = [], []
     for layer in (entry for entry in graph.layers if entry["op"] == "conv"):
         row: dict[str, Any] = {"layer": layer["name"], "kind": layer["kind"], "weights": layer["weights"],
                                "linear": bool(layer.get("linear"))}
         if layer["kind"] in ("binary", "ternary"):
             cin = layer["packing"]["in_channels"]
             want = [layer["filters"], *layer["kernel"], math.ceil(cin / 32)]
+            # the converter may order branches differently: take the first unused bconv of this shape
             found = []
             for _ in layer["kernels"]:
-                if pos < len(bconvs) and bconvs[pos].get("filter_shape") == want \
-                        and bconvs[pos].get("filter_type") == "INT32":
-                    found.append(bconvs[pos])
-                    pos += 1
+                j = next((j for j, o in enumerate(bconvs) if j not in used and o.get("filter_shape") == want
+                          and o.get("filter_type") == "INT32"), None)
+                if j is not None:
+                    found.append(bconvs[j])
+                    used.add(j)
             if len(found) != len(layer["kernels"]):
                 missing.append(f"{layer['name']} ({layer['kind']}: expected {len(layer['kernels'])} LceBconv2d with "
                                f"INT32 filter {want}, found {len(found)})")

@@ -5,14 +5,18 @@ so a binarized ticket rebuilds into the same module tree (the `keep` buffers com
 
 Binary activations (`act="binary"`) sign the *input* of each binary layer except the model's first layer
 (its input is the data, kept float as in larq and XNOR-Net). A ReLU feeding such a layer is replaced by
-Identity, because sign(relu(x)) is always +1 (sign(0) = +1): the sign becomes the nonlinearity. Placements
-where the input cannot be signed meaningfully (after a softmax/sigmoid, or not traceable in an
-nn.Sequential) are refused, naming the layer.
+Identity, because sign(relu(x)) is always +1 (sign(0) = +1): the sign becomes the nonlinearity. The forward
+is traced with torch.fx, so residual blocks work. Placements where the input cannot be signed meaningfully
+(after a softmax/sigmoid, a relu function call, or an untraceable forward) are refused, naming the layer.
 """
 
 from __future__ import annotations
 
-from torch import nn
+import operator
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
 
 from compress.binarize.layers import from_float
 from compress.errors import UsageError
@@ -27,6 +31,9 @@ KNOWN_PARAM_TYPES = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d)
 _PASS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Dropout, nn.BatchNorm1d, nn.BatchNorm2d,
          nn.Identity, nn.Hardtanh, nn.Tanh)
 _RELUS = (nn.ReLU, nn.ReLU6)
+_ADDS = (operator.add, operator.iadd, torch.add, "add", "add_")
+_RELU_CALLS = (F.relu, torch.relu, F.relu6, "relu", "relu_")
+_PASS_CALLS = (torch.flatten, "flatten", F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.dropout)
 
 
 def default_layers(model: nn.Module) -> list[str]:
@@ -61,34 +68,63 @@ def check_supported(model: nn.Module, names: list[str]) -> None:
                          "or replace these.")
 
 
+def _input_chain_error(name: str, why: str) -> UsageError:
+    return UsageError(f"binary activations cannot be placed on layer '{name}': {why}. Use --act float, or keep "
+                      "that layer float.")
+
+
 def prepare_binary_act(model: nn.Module, names: list[str]) -> list[str]:
-    """Check that each layer's input can be signed; replace feeding ReLUs by Identity. Returns the layers
-    that get binary activations (all of `names` but the model's first layer)."""
+    """Check that each layer's input can be signed; replace feeding ReLU modules by Identity. Returns the
+    layers that get binary activations (all of `names` but the model's first layer).
+
+    The forward is traced with torch.fx, so layers inside residual blocks (any static forward) are placed
+    too. From each layer's input the walk goes back through pass-through modules to the producing conv,
+    linear or add; a ReLU module met on the way becomes Identity wherever the model uses it.
+    """
     first = all_layers(model)[0]
-    modules = dict(model.named_modules())
     chosen = [n for n in names if n != first]
+    if not chosen:
+        return chosen
+    try:
+        graph = fx.Tracer().trace(model)
+    except Exception as e:  # fx raises many types for forwards it cannot trace
+        raise UsageError(f"binary activations need a forward torch.fx can trace to place the signs, and this "
+                         f"model's cannot be ({type(e).__name__}: {e}). Use --act float.") from e
+    calls = {str(n.target): n for n in graph.nodes if n.op == "call_module"}
+    relus: set[str] = set()
     for name in chosen:
-        parent_name, _, child = name.rpartition(".")
-        parent = modules[parent_name] if parent_name else model
-        if not isinstance(parent, nn.Sequential):
-            raise UsageError(f"binary activations cannot be placed on layer '{name}': its input is computed in "
-                             f"{type(parent).__name__}.forward, which the binarizer cannot see (only layers inside "
-                             "nn.Sequential are supported). Use --act float, or choose other layers.")
-        kids = list(parent.named_children())
-        idx = [k for k, _ in kids].index(child)
-        for k, m in reversed(kids[:idx]):
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                break
-            if isinstance(m, _RELUS):
-                parent._modules[k] = nn.Identity()
-            elif not isinstance(m, _PASS):
-                raise UsageError(f"binary activations cannot be placed on layer '{name}': its input comes from "
-                                 f"{type(m).__name__} ('{parent_name + '.' if parent_name else ''}{k}'), whose "
-                                 "output sign carries no information (e.g. right after a softmax or sigmoid). "
-                                 "Use --act float, or keep that layer float.")
-        else:
-            raise UsageError(f"binary activations cannot be placed on layer '{name}': its input does not come from "
-                             "a conv/linear layer of the same nn.Sequential. Use --act float for this model.")
+        node = calls.get(name)
+        if node is None:
+            raise _input_chain_error(name, "the model's forward never calls it")
+        cur = node.args[0] if node.args and isinstance(node.args[0], fx.Node) else None
+        while cur is not None:
+            if cur.op == "call_module":
+                m = model.get_submodule(str(cur.target))
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    break
+                if isinstance(m, _RELUS):
+                    relus.add(str(cur.target))
+                elif not isinstance(m, _PASS):
+                    raise _input_chain_error(name, f"its input comes from {type(m).__name__} ('{cur.target}'), "
+                                             "whose output sign carries no information (e.g. right after a "
+                                             "softmax or sigmoid)")
+            elif cur.op not in ("call_function", "call_method"):
+                raise _input_chain_error(name, "its input is the network's input, not the output of a conv/linear "
+                                         "layer or a residual add")
+            elif cur.target in _ADDS:
+                break  # a sum of branches (a residual add): its sign carries information
+            elif cur.target in _RELU_CALLS:
+                raise _input_chain_error(name, f"its input is {getattr(cur.target, '__name__', cur.target)}(...) "
+                                         "called in a forward, which the binarizer cannot swap for Identity "
+                                         "(sign(relu(x)) is always +1); use an nn.ReLU module there")
+            elif cur.target not in _PASS_CALLS:
+                what = getattr(cur.target, "__name__", cur.target)
+                raise _input_chain_error(name, f"its input comes from {what}(...) in a forward, not from a "
+                                         "conv/linear layer or a residual add")
+            cur = cur.args[0] if cur.args and isinstance(cur.args[0], fx.Node) else None
+    for target in relus:
+        parent_name, _, child = target.rpartition(".")
+        model.get_submodule(parent_name)._modules[child] = nn.Identity()
     return chosen
 
 

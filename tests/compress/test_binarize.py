@@ -7,6 +7,7 @@ from compress.binarize.finetune import BinarizeHparams, run
 from compress.binarize.summary import layer_bits, summarize, summary_text
 from compress.errors import RunDirError, UsageError
 from compress.finders import find
+from compress.models import ModelSpec, build
 from compress.ticket import Ticket
 from compress.train import TrainHparams, predict
 
@@ -79,7 +80,7 @@ def test_binary_activation_refused_where_it_cannot_work():
         def forward(self, x):
             return self.b(torch.relu(self.a(x)))
 
-    with pytest.raises(UsageError, match="layer 'b'.*Block.forward"):
+    with pytest.raises(UsageError, match=r"layer 'b'.*relu\(\.\.\.\) called in a forward.*nn.ReLU module"):
         binarize_model(Block(), ["a", "b"], act="binary")
     binarize_model(Block(), ["a", "b"], act="float")  # binary weights alone are fine there
 
@@ -94,3 +95,16 @@ def test_already_binary_ticket_is_refused(imp_run):
     report = run(imp_run["run_dir"], BinarizeHparams(train=TrainHparams(iterations=2, batch_size=64)), level=1)
     with pytest.raises(UsageError, match="already binary"):
         run(report["ticket_dir"], BinarizeHparams())
+
+
+def test_binary_activations_are_placed_inside_residual_blocks():
+    spec = ModelSpec("resnet20", (1, 8, 8), 10, 0.5)
+    model = binarize_model(build(spec, seed=0), act="binary")
+    binary = {n: m for n, m in model.named_modules() if isinstance(m, BinaryConv2d)}
+    # every conv but the stem: 18 block convs and the 2 projection shortcuts, all signing their inputs
+    assert len(binary) == 20 and all(m.binary_act for m in binary.values())
+    assert "layers.3.shortcut.0" in binary
+    # the ReLUs feeding them (stem, inside and after each block) became Identity: sign is the nonlinearity
+    assert not any(isinstance(m, nn.ReLU) for m in model.modules())
+    assert isinstance(model.layers[0].relu, nn.Identity)
+    assert torch.isfinite(model(torch.randn(2, 1, 8, 8))).all()

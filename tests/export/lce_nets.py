@@ -52,3 +52,29 @@ def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
                 m.weight.copy_(torch.rand(n, generator=g) + 0.5)
                 m.bias.copy_(torch.rand(n, generator=g) - 0.5)
     return model
+
+
+class ResidualBinaryNet(nn.Module):
+    """Two residual blocks (identity shortcut; strided 1x1 conv shortcut) of binary convs, float stem and head;
+    Hardtanh after each add, and torch.flatten in the forward, so the LCE export must follow the graph."""
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, act: str = "binary") -> None:
+        super().__init__()
+        b = act == "binary"
+        self.stem = nn.Sequential(nn.Conv2d(input_shape[0], 32, 3, padding=1), nn.BatchNorm2d(32), nn.Hardtanh())
+        self.conv1, self.bn1 = BinaryConv2d(32, 32, 3, padding=1, binary_act=b), nn.BatchNorm2d(32)
+        self.conv2, self.bn2 = BinaryConv2d(32, 32, 3, stride=2, padding=1, binary_act=b), nn.BatchNorm2d(32)
+        self.down = nn.Sequential(nn.Conv2d(32, 32, 1, stride=2, bias=False), nn.BatchNorm2d(32))
+        self.act = nn.Hardtanh()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(32, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        x = self.act(self.bn1(self.conv1(x)) + x)
+        x = self.act(self.bn2(self.conv2(x)) + self.down(x))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def residual_net(input_shape: tuple[int, ...], num_classes: int, width: float = 1.0) -> nn.Module:
+    return ResidualBinaryNet(input_shape, num_classes)

@@ -18,7 +18,7 @@ from export.lce import finish_job, prepare_job, run_worker
 from export.lce_graph import UnsupportedLayersError, describe
 from export.verify_lce import ExportVerificationError, verify
 from pipelines.cli import app
-from tests.export.lce_nets import binary_net, float_act_net, prune_every_third, randomize_bn
+from tests.export.lce_nets import ResidualBinaryNet, binary_net, float_act_net, prune_every_third, randomize_bn
 
 pytestmark = pytest.mark.skipif(__import__("importlib").util.find_spec("larq_compute_engine") is None,
                                 reason="larq-compute-engine (edge extra) not installed")
@@ -38,7 +38,14 @@ def exported(digits, tmp_path_factory):
         for m in c.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
                 m.bias.uniform_(-0.1, 0.1)
-    nets = {"mpt11": a.eval(), "mpt132": b.eval(), "conv2": c}
+    r = randomize_bn(prune_every_third(ResidualBinaryNet((1, 8, 8), 10)))
+    train(r, digits, TrainHparams(iterations=60, batch_size=64, lr=3e-3, eval_every=60))
+    prune_every_third(r)
+    # ResNet-20 from the registry, binarized with binary activations (its block ReLUs become Identity)
+    resnet = models.build(models.ModelSpec("resnet20", (1, 8, 8), 10, 2.0, extra={"transforms": [
+        {"name": "binarize", "act": "binary"}]}), seed=0)
+    train(resnet, digits, TrainHparams(iterations=60, batch_size=64, lr=3e-3, eval_every=60))
+    nets = {"mpt11": a.eval(), "mpt132": b.eval(), "conv2": c, "residual": r.eval(), "resnet20": resnet.eval()}
     root = tmp_path_factory.mktemp("lce")
     x, y = digits.split("test")
     jobs = {k: (prepare_job(root / k, describe(m, (1, 8, 8)), x.numpy()), describe(m, (1, 8, 8)))
@@ -126,14 +133,52 @@ def test_worker_never_imports_torch(exported):
     assert loaded == {"torch": False, "tensorflow": True, "larq": True, "larq_compute_engine": True}
 
 
+def test_residual_blocks_export_with_bit_packed_binary_convs_and_adds(exported):
+    r = exported["reports"]["residual"]
+    assert r["agreement"] >= 0.99 and r["max_abs_diff"] < 1e-3 and r["torch_test_acc"] > 0.3
+    assert r["ops"]["ADD"] >= 2  # the two residual adds (the converter may also add its own)
+    rows = {row["layer"]: row for row in r["layers"]}
+    assert [rows[n]["kind"] for n in ("stem.0", "conv1", "conv2", "down.0", "fc")] == [
+        "float", "ternary", "ternary", "float", "float"]
+    assert r["ops"]["LceBconv2d"] == 4 and rows["conv2"]["stored_bits"] == 2 * rows["conv2"]["weights"]
+
+
+def test_registry_resnet_with_binary_activations_exports_bit_packed(exported):
+    r = exported["reports"]["resnet20"]
+    assert r["agreement"] >= 0.99 and r["max_abs_diff"] < 1e-3 and r["torch_test_acc"] > 0.3
+    assert r["ops"]["ADD"] >= 9  # one per BasicBlock of ResNet-20
+    # every conv but the float stem (and the float fc) is a bit-packed LceBconv2d: 18 block convs, 2 shortcuts
+    assert r["ops"]["LceBconv2d"] == 20 and not r["float_binary_layers"]
+    assert r["binary_layer_bits"] == r["binary_layer_bits_limit"]  # 32/64/128 channels: no packing waste
+    graph = exported["jobs"]["resnet20"][1]
+    adds = [layer for layer in graph.layers if layer["op"] == "add"]
+    assert len(adds) == 9 and all(len(set(a["srcs"])) == 2 for a in adds)
+    # BatchNorms fold into their convs: no separate affine op, none for the projection shortcuts either
+    assert not [layer for layer in graph.layers if layer["op"] == "affine"]
+
+
+class _Branchy(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+
+    def forward(self, x):
+        return torch.cat([self.conv(x), self.conv(x)], 1).flatten(1)
+
+
+class _DataDependent(nn.Module):
+    def forward(self, x):
+        return x if x.sum() > 0 else -x
+
+
 def test_layers_lce_cannot_express_are_listed():
     odd = nn.Sequential(nn.Conv2d(2, 4, 3, groups=2), nn.GELU(), nn.Flatten(), nn.Linear(4, 2))
     with pytest.raises(UnsupportedLayersError, match=r"0 \(Conv2d with groups=2.*1 \(GELU: no LCE equivalent"):
         describe(odd, (2, 3, 3))
-    resnet = models.build(models.ModelSpec("resnet20", (1, 8, 8), 10, 0.25,
-                                           extra={"transforms": [{"name": "binarize", "act": "float"}]}))
-    with pytest.raises(UnsupportedLayersError, match=r"<model> \(CifarResNet: custom forward"):
-        describe(resnet, (1, 8, 8))
+    with pytest.raises(UnsupportedLayersError, match=r"cat \(call_function cat: no LCE equivalent"):
+        describe(_Branchy(), (1, 5, 5))
+    with pytest.raises(UnsupportedLayersError, match="cannot be traced by torch.fx"):
+        describe(_DataDependent(), (1, 5, 5))
 
 
 def test_float_ticket_is_refused_with_a_hint(tmp_path):
