@@ -17,12 +17,14 @@ from compress.models.transforms import register
 
 def add_batchnorm(model: nn.Module, affine: bool = True) -> nn.Module:
     """A copy of a sequential `model` with BatchNorm2d/1d after each Conv2d/Linear except the last layer."""
+    if any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in model.modules()):
+        raise UsageError(f"{type(model).__name__} already has BatchNorm layers; not adding a second set. Pass "
+                         "--bn none (MPT) to use the model's own.")
     if not isinstance(model, nn.Sequential):
         raise UsageError(f"BatchNorm can only be inserted into sequential models (nn.Sequential); "
-                         f"{type(model).__name__} is not one. Use a registered conv net (conv2..conv8) or lenet.")
+                         f"{type(model).__name__} is not one. Use a registered conv net (conv2..conv8) or lenet, "
+                         "or a model with its own BatchNorm and --bn none.")
     layers = [i for i, m in enumerate(model) if isinstance(m, (nn.Conv2d, nn.Linear))]
-    if any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in model):
-        raise UsageError("the model already has BatchNorm layers; not adding a second set.")
     out: list[nn.Module] = []
     for i, m in enumerate(model):
         out.append(m)

@@ -113,3 +113,16 @@ def test_mpt_binary_act_refused_right_after_softmax():
         scored_model(model, 0.5, act="binary")
     assert scored_model(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)), 0.5, act="binary")[1].__class__ \
         is nn.Identity
+
+
+def test_mpt_on_a_resnet_uses_its_own_batchnorm_and_signs_inside_blocks(digits, tmp_path):
+    settings = {"model.model": "resnet20", "model.width": 0.25, "data.dataset": "digits", "act": "binary",
+                "train.iterations": 2, "scores.iterations": 2, "train.batch_size": 64}
+    with pytest.raises(UsageError, match="CifarResNet already has BatchNorm.*--bn none"):
+        find("mpt", make_hparams("mpt", settings), [0], tmp_path)
+    report = find("mpt", make_hparams("mpt", {**settings, "bn": "none"}), [0], tmp_path)
+    ticket = Ticket.load(tmp_path / report["run_dir"] / "seed-0" / "level-1")
+    net = ticket.model("final")
+    binary = [m for m in net.modules() if isinstance(m, (BinaryConv2d, BinaryLinear))]
+    assert len(binary) == 22 and sum(m.binary_act for m in binary) == 21  # all but the stem sign their input
+    assert not any(isinstance(m, nn.ReLU) for m in net.modules())
