@@ -33,7 +33,9 @@ _PASS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Dropou
 _RELUS = (nn.ReLU, nn.ReLU6)
 _ADDS = (operator.add, operator.iadd, torch.add, "add", "add_")
 _RELU_CALLS = (F.relu, torch.relu, F.relu6, "relu", "relu_")
-_PASS_CALLS = (torch.flatten, "flatten", F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.dropout)
+# Calls that move or pool values without changing their signs' meaning.
+_PASS_CALLS = (torch.flatten, "flatten", torch.reshape, "reshape", "view", "contiguous", F.max_pool2d, F.avg_pool2d,
+               F.adaptive_avg_pool2d, F.dropout)
 
 
 def default_layers(model: nn.Module) -> list[str]:

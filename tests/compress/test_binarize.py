@@ -108,3 +108,16 @@ def test_binary_activations_are_placed_inside_residual_blocks():
     assert not any(isinstance(m, nn.ReLU) for m in model.modules())
     assert isinstance(model.layers[0].relu, nn.Identity)
     assert torch.isfinite(model(torch.randn(2, 1, 8, 8))).all()
+
+
+def test_binary_activation_walks_through_reshapes_in_a_forward():
+    class ViewNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c, self.r, self.a, self.b = nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Linear(4 * 6 * 6, 8), nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.b(self.a(self.r(self.c(x)).view(x.size(0), -1)))
+
+    model = binarize_model(ViewNet(), ["a", "b"], act="binary")
+    assert isinstance(model.r, nn.Identity) and model.a.binary_act and model.b.binary_act
