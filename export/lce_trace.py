@@ -7,13 +7,12 @@ residual adds survive; everything the export cannot express is collected and rai
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import fx, nn
 
+from compress.models.fx_calls import ADD_CALLS, RELU_CALLS
 from export.errors import ExportError
 
 ELEMENTWISE = (nn.ReLU, nn.Hardtanh, nn.Identity, nn.Dropout)
@@ -22,8 +21,6 @@ LEAVES = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool2d, nn
 SUPPORTED = ("Conv2d, Linear, BinaryConv2d, BinaryLinear, BatchNorm1d/2d, ReLU, Hardtanh, MaxPool2d, AvgPool2d, "
              "AdaptiveAvgPool2d(1), Flatten, Dropout, Identity, in any forward (nn.Sequential, residual blocks) "
              "that torch.fx can trace, with the functions x + y / torch.add, relu and flatten(x, 1)")
-ADDS = (operator.add, operator.iadd, torch.add)
-RELUS = (F.relu, torch.relu)
 
 
 class UnsupportedLayersError(ExportError):
@@ -61,9 +58,9 @@ def _function_kind(node: fx.Node) -> str | None:
     """add / relu / flatten for the calls the export understands, else None."""
     t, args, kwargs = node.target, node.args, node.kwargs
     tensors = [a for a in args if isinstance(a, fx.Node)]
-    if (t in ADDS or t in ("add", "add_")) and len(args) == 2 and len(tensors) == 2 and not kwargs:
+    if t in ADD_CALLS and len(args) == 2 and len(tensors) == 2 and not kwargs:
         return "add"
-    if (t in RELUS or t in ("relu", "relu_")) and len(tensors) == 1 and len(args) == 1:
+    if t in RELU_CALLS and len(tensors) == 1 and len(args) == 1:
         return "relu"
     if t in (torch.flatten, "flatten") and len(tensors) == 1:
         start = args[1] if len(args) > 1 else kwargs.get("start_dim", 0)

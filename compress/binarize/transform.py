@@ -12,8 +12,6 @@ is traced with torch.fx, so residual blocks work. Placements where the input can
 
 from __future__ import annotations
 
-import operator
-
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
@@ -21,6 +19,7 @@ from torch import fx, nn
 from compress.binarize.layers import from_float
 from compress.errors import UsageError
 from compress.models import prunable
+from compress.models.fx_calls import ADD_CALLS, RELU_CALLS
 from compress.models.transforms import register
 
 ACTS = ("float", "binary")
@@ -31,8 +30,7 @@ KNOWN_PARAM_TYPES = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d)
 _PASS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Dropout, nn.BatchNorm1d, nn.BatchNorm2d,
          nn.Identity, nn.Hardtanh, nn.Tanh)
 _RELUS = (nn.ReLU, nn.ReLU6)
-_ADDS = (operator.add, operator.iadd, torch.add, "add", "add_")
-_RELU_CALLS = (F.relu, torch.relu, F.relu6, "relu", "relu_")
+_RELU_CALLS = (*RELU_CALLS, F.relu6)
 # Calls that move or pool values without changing their signs' meaning.
 _PASS_CALLS = (torch.flatten, "flatten", torch.reshape, "reshape", "view", "contiguous", F.max_pool2d, F.avg_pool2d,
                F.adaptive_avg_pool2d, F.dropout)
@@ -113,7 +111,7 @@ def prepare_binary_act(model: nn.Module, names: list[str]) -> list[str]:
             elif cur.op not in ("call_function", "call_method"):
                 raise _input_chain_error(name, "its input is the network's input, not the output of a conv/linear "
                                          "layer or a residual add")
-            elif cur.target in _ADDS:
+            elif cur.target in ADD_CALLS:
                 break  # a sum of branches (a residual add): its sign carries information
             elif cur.target in _RELU_CALLS:
                 raise _input_chain_error(name, f"its input is {getattr(cur.target, '__name__', cur.target)}(...) "
