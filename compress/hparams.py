@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -18,6 +19,23 @@ from typing import Any, Self
 from compress.errors import UsageError
 
 NO_DIGEST = {"digest": False}
+_UNSET: Any = dataclasses.MISSING
+
+
+def setting(default: Any = _UNSET, *, help: str, factory: Any = None, choices: tuple[Any, ...] | None = None,
+            digest: bool = True, flag: str | None = None, short: str | None = None, lo: float | None = None,
+            hi: float | None = None, lo_open: bool = False, hi_open: bool = False) -> Any:
+    """A settings field: its default, its help text and its simple rules live here and nowhere else.
+
+    `choices` and the `lo`/`hi` bounds are checked by `Hparams` on construction (same words everywhere);
+    `flag` names the command-line option (default: the field name with dashes); `short` adds a one-letter
+    alias; `digest=False` keeps the field out of the run-directory digest (locations, verbosity, thresholds).
+    """
+    meta = {"help": help, "choices": choices, "digest": digest, "flag": flag, "short": short,
+            "bounds": None if lo is None and hi is None else (lo, hi, lo_open, hi_open)}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
@@ -28,6 +46,16 @@ class Hparams:
         """Raise `UsageError` for out-of-range values. Subclasses extend."""
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            choices = f.metadata.get("choices")
+            if choices and value not in choices and not (value is None and None in choices):
+                raise UsageError(f"{f.name} must be one of {', '.join(map(str, choices))}; got {value!r}.")
+            bounds = f.metadata.get("bounds")
+            if bounds and isinstance(value, (int, float)) and not isinstance(value, bool):
+                lo, hi, lo_open, hi_open = bounds
+                check_range(f.name, value, -math.inf if lo is None else lo, math.inf if hi is None else hi,
+                            lo_open, hi_open)
         self.validate()
 
     def to_dict(self) -> dict[str, Any]:
@@ -169,11 +197,18 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
 
 
 def check_range(name: str, value: float, lo: float, hi: float, lo_open: bool = False, hi_open: bool = False) -> None:
-    """Raise `UsageError` when `value` is outside [lo, hi] (brackets per the open flags)."""
-    bad = value < lo or value > hi or (lo_open and value == lo) or (hi_open and value == hi)
-    if bad:
-        interval = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
-        raise UsageError(f"{name} must be in {interval}, got {value}.")
+    """Raise `UsageError` when `value` is outside [lo, hi] (brackets per the open flags); infinite ends read as
+    one-sided rules ("must be >= 1")."""
+    bad = value < lo or value > hi or (lo_open and value == lo) or (hi_open and value == hi) or value != value
+    if not bad:
+        return
+    if math.isinf(hi) and not math.isinf(lo):
+        rule = f"{'>' if lo_open else '>='} {lo:g}"
+    elif math.isinf(lo) and not math.isinf(hi):
+        rule = f"{'<' if hi_open else '<='} {hi:g}"
+    else:
+        rule = f"in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+    raise UsageError(f"{name} must be {rule}, got {value}.")
 
 
-__all__ = ["Hparams", "NO_DIGEST", "check_range", "field"]
+__all__ = ["Hparams", "NO_DIGEST", "check_range", "field", "setting"]

@@ -3,48 +3,14 @@
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from compress.errors import UsageError
-from compress.hparams import Hparams, check_range
 from compress.mask import Mask
 from compress.models import output_layer, prunable
-
-
-@dataclass(frozen=True)
-class PruneHparams(Hparams):
-    rate: float = 0.2                 # fraction of the remaining weights removed per round (IMP)
-    selection: str = "layerwise"      # see compress.selection.names()
-    output_rate_factor: float = 0.5   # the output layer is pruned at half the rate (LTH paper)
-    layer_rates: tuple[str, ...] = ()  # "NAME=RATE" overrides; NAME may be a glob over state_dict names
-    exclude: tuple[str, ...] = ()     # layers never pruned (globs; "first"/"last" are shortcuts)
-    allow_collapse: bool = False      # keep masks that disconnect a layer (compress.selection.guard)
-    nm_policy: str = "fail"           # N:M selections: a layer without pad-free M-groups fails, or stays dense
-
-    def options(self) -> dict[str, object]:
-        """Keyword options `prune` passes on to the selection and the collapse guard."""
-        return {"allow_collapse": self.allow_collapse, "nm_policy": self.nm_policy}
-
-    def validate(self) -> None:
-        check_range("rate", self.rate, 0.0, 1.0, lo_open=True, hi_open=True)
-        check_range("output_rate_factor", self.output_rate_factor, 0.0, 1.0 / self.rate)
-        for item in self.layer_rates:
-            name, sep, value = item.partition("=")
-            if not sep or not name:
-                raise UsageError(f"layer rate '{item}' must look like NAME=RATE, e.g. fc1.weight=0.3.")
-            try:
-                check_range(f"rate of {name}", float(value), 0.0, 1.0, hi_open=True)
-            except ValueError as e:
-                raise UsageError(f"layer rate '{item}': '{value}' is not a number.") from e
-        if self.nm_policy not in ("fail", "dense"):
-            raise UsageError(f"nm_policy must be fail or dense, got '{self.nm_policy}'.")
-        if ":" in self.selection:
-            from compress.sparsity import nm
-
-            nm.parse(self.selection)
+from compress.settings import PruneHparams
 
 
 def layer_fractions(model: nn.Module, hp: PruneHparams, rate: float | None = None) -> dict[str, float]:

@@ -5,11 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from compress.errors import UsageError
-from compress.hparams import NO_DIGEST, Hparams, check_range, field
-from compress.pruning import PruneHparams
-from compress.train.hparams import TrainHparams
-
-CONTROLS = ("reinit", "random")
+from compress.hparams import NO_DIGEST, Hparams, field
+from compress.settings import ControlHparams, PruneHparams, TrainHparams
 
 
 @dataclass(frozen=True)
@@ -28,22 +25,6 @@ class DataHparams(Hparams):
     dataset: str = "mnist5k"
     data_root: str | None = field(default=None, metadata=NO_DIGEST)
     download: bool = field(default=False, metadata=NO_DIGEST)
-
-
-@dataclass(frozen=True)
-class ControlHparams(Hparams):
-    """Sanity checks (Ma et al., 2021): a ticket is `winning` only if it beats both controls."""
-
-    controls: tuple[str, ...] = CONTROLS
-    tolerance: float = field(default=0.005, metadata=NO_DIGEST)  # allowed drop below dense accuracy
-    margin: float = field(default=0.005, metadata=NO_DIGEST)     # required lead over each control
-
-    def validate(self) -> None:
-        bad = [c for c in self.controls if c not in CONTROLS]
-        if bad:
-            raise UsageError(f"unknown control(s) {', '.join(bad)}; valid: {', '.join(CONTROLS)} (or none).")
-        check_range("tolerance", self.tolerance, 0.0, 1.0)
-        check_range("margin", self.margin, -1.0, 1.0)
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,12 @@ not a multiple of M has no pad-free grouping.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from compress.errors import UsageError
+
+if TYPE_CHECKING:  # torch stays out of import time: settings validation parses patterns without it
+    import torch
 
 
 def parse(pattern: str) -> tuple[int, int]:
@@ -32,7 +34,7 @@ def parse(pattern: str) -> tuple[int, int]:
 
 def groupable(weight: torch.Tensor | tuple[int, ...], m: int) -> bool:
     """True when the input dimension splits into pad-free groups of M."""
-    shape = tuple(weight.shape) if isinstance(weight, torch.Tensor) else tuple(weight)
+    shape = tuple(weight) if isinstance(weight, tuple) else tuple(weight.shape)
     return len(shape) >= 2 and shape[1] % m == 0
 
 

@@ -37,7 +37,7 @@ def test_bad_input_is_one_clear_paragraph_and_exit_2(tmp_path):
         (["find", "grasp", "--score-batches", "0", *TINY], "needs data"),
         (["find", "synflow", *TINY, "--selection", "2:4"], "not a multiple of M=4"),
         (["find", "imp", "--selection", "2:1"], "1 <= N < M"),
-        (["find", "random", "--nm-policy", "pad"], "nm_policy must be fail or dense"),
+        (["find", "random", "--nm-policy", "pad"], "nm_policy must be one of fail, dense"),
         (["finetune", str(tmp_path / "missing")], "does not exist"),
         (["compare", str(tmp_path)], "no report.json"),
     ]
