@@ -24,15 +24,20 @@ _UNSET: Any = dataclasses.MISSING
 
 def setting(default: Any = _UNSET, *, help: str, factory: Any = None, choices: tuple[Any, ...] | None = None,
             digest: bool = True, flag: str | None = None, short: str | None = None, lo: float | None = None,
-            hi: float | None = None, lo_open: bool = False, hi_open: bool = False) -> Any:
+            hi: float | None = None, lo_open: bool = False, hi_open: bool = False, prefix: str | None = None,
+            model_defaults: bool = False) -> Any:
     """A settings field: its default, its help text and its simple rules live here and nowhere else.
 
     `choices` and the `lo`/`hi` bounds are checked by `Hparams` on construction (same words everywhere);
     `flag` names the command-line option (default: the field name with dashes); `short` adds a one-letter
     alias; `digest=False` keeps the field out of the run-directory digest (locations, verbosity, thresholds).
+    For a group of settings (`factory=` a Hparams class): `prefix` is put before its members' flags ("" for
+    none, default "<field>-"), and `model_defaults` gives a training group the model's recommended settings
+    (compress.catalog.RECOMMENDED_TRAIN) unless the user sets them.
     """
     meta = {"help": help, "choices": choices, "digest": digest, "flag": flag, "short": short,
-            "bounds": None if lo is None and hi is None else (lo, hi, lo_open, hi_open)}
+            "bounds": None if lo is None and hi is None else (lo, hi, lo_open, hi_open), "prefix": prefix,
+            "model_defaults": model_defaults}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -114,6 +119,70 @@ class Hparams:
         hint = typing.get_type_hints(type(self))[head]
         value = _parse_scalar(raw) if isinstance(raw, str) and hint is not str else raw
         return self.replace(**{head: _coerce(hint, value, _prefix + dotted)})
+
+    def updated(self, tree: dict[str, Any], _prefix: str = "") -> Self:
+        """A copy with a (nested, possibly partial) tree of settings applied at once, then validated once per
+        group, so rules that tie two fields (rewind=iter needs rewind_iter) see both new values. Keys may be
+        dotted (`train.lr`); string values are parsed for non-string fields (`--set` items)."""
+        changes: dict[str, Any] = {}
+        hints = typing.get_type_hints(type(self))
+        known = {f.name for f in fields(self)}
+        for key, raw in _nest(tree, _prefix).items():
+            where = f"{_prefix}{key}"
+            if key not in known:
+                raise UsageError(f"unknown setting '{where}'. Valid settings here: "
+                                 f"{', '.join(_prefix + k for k in sorted(known))}.")
+            current = getattr(self, key)
+            if isinstance(current, Hparams) and isinstance(raw, dict):
+                changes[key] = current.updated(raw, f"{where}.")
+            elif isinstance(current, Hparams):
+                raise UsageError(f"setting '{where}' is a group of settings ({', '.join(current.to_dict())}); "
+                                 f"set one of them, e.g. {where}.{next(iter(current.to_dict()))}=...")
+            elif isinstance(raw, dict):
+                raise UsageError(f"setting '{where}' has no sub-settings (got {', '.join(raw)}).")
+            else:
+                hint = hints[key]
+                value = _parse_scalar(raw) if isinstance(raw, str) and hint is not str else raw
+                changes[key] = _coerce(hint, value, where)
+        return self.replace(**changes) if changes else self
+
+    @classmethod
+    def leaves(cls, prefix: str = "") -> list[tuple[str, dataclasses.Field, Any, list[dataclasses.Field]]]:
+        """(dotted name, field, default, enclosing group fields) of every scalar setting, in declaration order."""
+        out = []
+        default = cls()
+        for f in fields(cls):
+            value = getattr(default, f.name)
+            if isinstance(value, Hparams):
+                for name, leaf, _, parents in type(value).leaves(f"{prefix}{f.name}."):
+                    # a group's own default instance may differ from its class defaults (e.g. selection=global)
+                    out.append((name, leaf, _dig(value, name[len(prefix) + len(f.name) + 1:]), [f, *parents]))
+            else:
+                out.append((prefix + f.name, f, value, []))
+        return out
+
+
+def _dig(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _nest(tree: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """Dotted keys -> nested dicts (`{"train.lr": 1}` -> `{"train": {"lr": 1}}`), merged with nested ones."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        head, _, rest = str(key).partition(".")
+        if rest:
+            sub = out.setdefault(head, {})
+            if not isinstance(sub, dict):
+                raise UsageError(f"setting '{prefix}{head}' is given both as a value and as a group.")
+            sub[rest] = value
+        elif isinstance(value, dict) and isinstance(out.get(head), dict):
+            out[head].update(value)
+        else:
+            out[head] = value
+    return out
 
 
 def _default_of(f: dataclasses.Field) -> Any:

@@ -11,13 +11,12 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from typing import TYPE_CHECKING, Any
 
 from compress.errors import RunDirError
+
+if TYPE_CHECKING:  # torch and safetensors load on first use: the CLI's settings code imports this module
+    import torch
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -60,12 +59,17 @@ def load_json(path: str | Path) -> Any:
 
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> Path:
     """Atomically write tensors as safetensors."""
+    from safetensors.torch import save
+
     clean = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     return atomic_write_bytes(path, save(clean, metadata=metadata))
 
 
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a safetensors file, or raise `RunDirError` naming it when it is corrupt or foreign."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     path = Path(path)
     try:
         return load_file(str(path))
@@ -79,7 +83,7 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
 def _default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
-    if isinstance(o, torch.Tensor):
+    if hasattr(o, "tolist") and hasattr(o, "shape"):
         return o.tolist()
     if hasattr(o, "item"):
         return o.item()

@@ -1,8 +1,10 @@
-"""`Ticket`: an architecture, its rewind/init weights, a mask, per-layer precision and metadata.
+"""`Ticket`: an architecture, its rewind/init weights, a mask, per-layer precision, metadata and metrics.
 
 On disk (a "ticket directory"): `init.safetensors`, `mask.safetensors`, optionally
-`final.safetensors` (trained weights), and `ticket.json`, written last: its presence marks the
-ticket finished.
+`final.safetensors` (trained weights), `metrics.json` (what was measured when it was made: accuracy,
+losses, wall time) and `ticket.json`, written last: its presence marks the ticket finished.
+`ticket.json` holds only what defines the ticket (no timings, no absolute paths), so the same settings
+give a byte-identical ticket wherever it is made.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from compress.mask import Mask
 from compress.models import ModelSpec, build
 
 TICKET_FILE = "ticket.json"
+METRICS_FILE = "metrics.json"
 FORMAT = "lottery.ticket/1"
 
 
@@ -31,7 +34,8 @@ class Ticket:
     mask: Mask
     final: dict[str, torch.Tensor] | None = None
     precision: dict[str, int] = field(default_factory=dict)  # layer -> weight bits (32 unless binarized)
-    meta: dict[str, Any] = field(default_factory=dict)  # finder, digest, level, seed, dataset, metrics...
+    meta: dict[str, Any] = field(default_factory=dict)  # method, digest, level, seed, dataset, parent...
+    metrics: dict[str, Any] = field(default_factory=dict)  # measured when made: test_acc, losses, wall_s
 
     @property
     def density(self) -> float:
@@ -50,6 +54,8 @@ class Ticket:
         self.mask.save(d / "mask.safetensors")
         if self.final is not None:
             save_tensors(d / "final.safetensors", self.final)
+        if self.metrics:
+            save_json(d / METRICS_FILE, self.metrics)
         save_json(d / TICKET_FILE, {
             "format": FORMAT, "spec": self.spec.to_dict(), "density": self.density,
             "precision": self.precision, "has_final": self.final is not None, "meta": self.meta,
@@ -69,8 +75,11 @@ class Ticket:
             raise RunDirError(f"{info_path} is not a lottery ticket (format {found!r}, expected {FORMAT!r}). "
                               "It was left untouched.")
         final = load_tensors(d / "final.safetensors") if info.get("has_final") else None
+        meta = info.get("meta", {})
+        metrics = load_json(d / METRICS_FILE) if (d / METRICS_FILE).is_file() else meta.pop("metrics", {})
         return cls(ModelSpec.from_dict(info["spec"]), load_tensors(d / "init.safetensors"),
-                   Mask.load(d / "mask.safetensors"), final, info.get("precision", {}), info.get("meta", {}))
+                   Mask.load(d / "mask.safetensors"), final, info.get("precision", {}), meta,
+                   metrics if isinstance(metrics, dict) else {})
 
 
 def _index(p: Path, prefix: str) -> int:

@@ -3,8 +3,8 @@
 1. `onnx.checker.check_model(full_check=True)` (with shape inference) on the dense-storage graph. ONNX
    shape inference rejects sparse initializers as Gemm/Conv inputs, so a sparse-storage file gets the
    structural check only, plus an output-identity check against its dense twin.
-2. ONNX Runtime vs PyTorch on the whole test set: top-1 agreement 100% and outputs within rtol 1e-3 /
-   atol 1e-5 (torch.onnx's verification convention); `--fp16` relaxes to rtol/atol 1e-2 and 99% agreement.
+2. ONNX Runtime vs PyTorch on the whole test set: top-1 agreement, max abs difference and allclose at rtol
+   1e-3 / atol 1e-5 (torch.onnx's verification convention; fp16: 1e-2), measured for the parity gates.
 3. The providers ORT actually runs on (it falls back to the CPU silently).
 """
 
@@ -48,7 +48,9 @@ def compare(ref: np.ndarray, got: np.ndarray, precision: str = "fp32") -> dict[s
 
 def verify(dense: Any, stored: Any | None, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
            provider: str = "cpu", fp16: bool = False, threads: int | None = None) -> dict[str, Any]:
-    """Run every check; raise `VerificationError` on the first failure, else return the measurements."""
+    """Run every check and return the measurements (and ORT's logits). A graph the checker rejects, or a sparse
+    file that differs from its dense twin, raises `VerificationError`; parity with PyTorch is measured, not
+    judged here (the runner's gates judge it)."""
     check_graph(dense, stored if stored is not None and stored is not dense else None)
     sess = session(dense.SerializeToString(), provider, threads)
     xs = x.numpy()
@@ -58,11 +60,7 @@ def verify(dense: Any, stored: Any | None, model: nn.Module, x: torch.Tensor, y:
     result.update(providers=sess.get_providers(), samples=len(y),
                   ort_test_acc=float((ort_logits.argmax(1) == y.numpy()).mean()) if len(y) else float("nan"),
                   torch_test_acc=float((torch_logits.argmax(1) == y.numpy()).mean()) if len(y) else float("nan"))
-    if not result["passed"]:
-        raise VerificationError(
-            f"ONNX Runtime disagrees with PyTorch on the test set ({len(y)} samples): top-1 agreement "
-            f"{100 * result['agreement']:.2f}% (need {100 * result['min_agreement']:.0f}%), max abs diff "
-            f"{result['max_abs_diff']:.3g} (rtol {result['rtol']}, atol {result['atol']}). Nothing was written.")
+    result["logits"] = ort_logits
     if stored is not None and stored is not dense:
         stored_logits = run(session(stored.SerializeToString(), provider, threads), xs)
         identical = bool(np.array_equal(stored_logits, ort_logits))

@@ -8,9 +8,16 @@
 | `min_parity`        | stage parity_agreement (artifact vs its PyTorch model) | measured >= value |
 | `max_latency_ratio` | stage latency_ratio (vs baseline, same target) | measured <= value |
 | `max_latency_ms`    | stage latency_ms_p50                       | measured <= value  |
-| `max_size_bytes`    | stage size_bytes                           | measured <= value  |
-| `min_size_ratio`    | baseline size_bytes / stage size_bytes     | measured >= value  |
+| `max_parity_diff`   | stage parity_max_abs_diff (largest output difference vs its PyTorch model) | measured <= value |
+| `min_packed_fraction` | stage packed_fraction (1-bit layers LCE bit-packs) | measured >= value |
+| `max_storage_bytes` | stage storage_bytes (kept weights at their bit width + 1-bit mask) | measured <= value |
+| `min_storage_ratio` | baseline storage_bytes / stage storage_bytes | measured >= value |
+| `max_file_bytes`    | stage file_bytes (the artifact's bytes on disk) | measured <= value |
+| `min_file_ratio`    | baseline file_bytes / stage file_bytes (dense weights file vs artifact) | measured >= value |
 | `max_density`       | stage density                              | measured <= value  |
+
+Two size kinds, never mixed: `storage_bytes` is a storage model of a ticket, `file_bytes` bytes on disk; a size
+gate compares one kind with the baseline's value of the same kind.
 
 Comparisons allow 1e-9 of float rounding, so `max_acc_drop = 0.01` passes a drop of exactly one point.
 """
@@ -42,6 +49,10 @@ def _own(x: float, _b: float | None) -> float:
     return x
 
 
+def _ratio(x: float, b: float | None) -> float:
+    return (b or 0.0) / x if x else float("inf")
+
+
 GATES: dict[str, Gate] = {g.name: g for g in (
     Gate("max_acc_drop", "test_acc", True, True, 0.0, 1.0, lambda x, b: b - x,
          "largest allowed drop of test accuracy below the dense baseline (fraction, 0.01 = 1 point)"),
@@ -54,9 +65,18 @@ GATES: dict[str, Gate] = {g.name: g for g in (
          "largest allowed latency / the baseline's latency on the same target"),
     Gate("max_latency_ms", "latency_ms_p50", True, False, 0.0, float("inf"), _own,
          "largest allowed median latency in ms"),
-    Gate("max_size_bytes", "size_bytes", True, False, 0.0, float("inf"), _own, "largest allowed size in bytes"),
-    Gate("min_size_ratio", "size_bytes", False, True, 0.0, float("inf"), lambda x, b: b / x if x else float("inf"),
-         "smallest allowed baseline size / stage size (4 = at least 4x smaller)"),
+    Gate("max_parity_diff", "parity_max_abs_diff", True, False, 0.0, float("inf"), _own,
+         "largest allowed absolute difference between an artifact's outputs and its PyTorch model's"),
+    Gate("min_packed_fraction", "packed_fraction", False, False, 0.0, 1.0, _own,
+         "lowest allowed fraction of 1-bit layers that the LCE export bit-packs"),
+    Gate("max_storage_bytes", "storage_bytes", True, False, 0.0, float("inf"), _own,
+         "largest allowed storage size in bytes (kept weights at their bit width + 1-bit mask)"),
+    Gate("min_storage_ratio", "storage_bytes", False, True, 0.0, float("inf"), _ratio,
+         "smallest allowed baseline storage / stage storage (4 = at least 4x smaller)"),
+    Gate("max_file_bytes", "file_bytes", True, False, 0.0, float("inf"), _own,
+         "largest allowed artifact size on disk in bytes"),
+    Gate("min_file_ratio", "file_bytes", False, True, 0.0, float("inf"), _ratio,
+         "smallest allowed baseline file bytes / artifact file bytes (4 = at least 4x smaller)"),
     Gate("max_density", "density", True, False, 0.0, 1.0, _own, "largest allowed fraction of weights kept"),
 )}
 

@@ -36,19 +36,21 @@ def search_plot(root: Path, rep: dict[str, Any]) -> Path | None:
     """Accuracy vs density of every ticket search in the pipeline (levels and controls)."""
     from compress.report.plot import accuracy_vs_density
 
-    series = [{"label": r["name"], "levels": r["extra"]["levels"], "controls": r["extra"].get("controls", [])}
-              for r in rep["stages"] if r.get("extra", {}).get("levels")]
+    series = [{"label": r["name"], "levels": r["details"]["levels"], "controls": r["details"].get("controls", [])}
+              for r in rep["stages"] if r.get("details", {}).get("levels")]
     if not series:
         return None
     dense = (rep.get("baseline") or {}).get("test_acc")
     return accuracy_vs_density(series, root / "accuracy_vs_density.png",
-                               f"{rep['pipeline']}: ticket search", dense)
+                               f"{rep['name']}: ticket search", dense)
 
 
 def size_plot(root: Path, rep: dict[str, Any]) -> Path | None:
     # Benchmark stages only re-measure the artifact before them: one bar per stage that made something.
-    rows = [(r["name"], r["metrics"]["size_bytes"]) for r in rep["stages"]
-            if r["metrics"].get("size_bytes") and not r["kind"].startswith("bench")]
+    from pipelines.report import size_of
+
+    rows = [(f"{r['name']} ({size_of(r['metrics'])[1]})", size_of(r["metrics"])[0]) for r in rep["stages"]
+            if size_of(r["metrics"])[0] and r["method"] not in ("bench", "deploy_edge")]
     if not rows:
         return None
     plt = _plt()
@@ -61,7 +63,7 @@ def size_plot(root: Path, rep: dict[str, Any]) -> Path | None:
     ax.set_yscale("log")
     ax.tick_params(axis="x", labelrotation=30, labelsize=8)
     ax.set_ylabel("size (KiB, log)")
-    ax.set_title(f"{rep['pipeline']}: size per stage")
+    ax.set_title(f"{rep['name']}: size per stage")
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
     return _save(fig, root / "size_per_stage.png")
@@ -74,7 +76,7 @@ def latency_plot(root: Path, rep: dict[str, Any]) -> Path | None:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    labels = [f"{r['name']}\n{r.get('extra', {}).get('target', r['kind'])}" for r in rows]
+    labels = [f"{r['name']}\n{r.get('details', {}).get('target', r['method'])}" for r in rows]
     xs = range(len(rows))
     mine = [r["metrics"]["latency_ms_p50"] for r in rows]
     base = [r["metrics"].get("baseline_latency_ms_p50") or 0.0 for r in rows]
@@ -82,7 +84,7 @@ def latency_plot(root: Path, rep: dict[str, Any]) -> Path | None:
     ax.bar([x + 0.2 for x in xs], mine, width=0.4, label="this stage", color="tab:green")
     ax.set_xticks(list(xs), labels, fontsize=8)
     ax.set_ylabel("latency p50 (ms)")
-    ax.set_title(f"{rep['pipeline']}: latency per target")
+    ax.set_title(f"{rep['name']}: latency per target")
     ax.legend(fontsize=8)
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()

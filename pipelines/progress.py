@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from pipelines.stages.base import EvalHook, Progress
+from compress.method import Progress
+
+EvalHook = Callable[[int, int, dict[str, float]], None]
 
 log = logging.getLogger("lottery")
 
@@ -79,3 +83,17 @@ class RichProgress(Progress):
 
     def message(self, text: str) -> None:
         self.bars.console.print(f"  {text}", highlight=False)
+
+
+@contextmanager
+def progress_for(quiet: bool) -> Iterator[Progress]:
+    """Nothing when quiet; rich bars on a terminal; plain log lines in CI and logs."""
+    from pipelines.cli.common import err_console, interactive
+
+    if quiet:
+        yield Progress()
+    elif interactive():
+        with RichProgress(err_console) as bars:
+            yield bars
+    else:
+        yield PlainProgress()

@@ -1,10 +1,15 @@
 """Run a pipeline: stages in order, gates after each, resume from finished stages, report at the end.
 
-Layout: `<out>/pipelines/<name>-<digest>/<NN>-<stage>-<key>/result.json (+ artifacts)`. A stage's key is the
-digest of its kind, its settings and its parent's key, so changing one stage's setting reruns it and every
-later stage while the earlier ones are reused. `result.json` is written last and atomically: its presence
-marks the stage done. Gate thresholds are not part of the key: they are re-checked from the recorded
-metrics on every run, so relaxing a gate never retrains anything.
+Layouts:
+- `lottery run`: `<out>/pipelines/<name>-<digest>/<NN>-<stage>-<key>/result.json (+ artifacts)`, report at the
+  pipeline root;
+- a command (a one-stage pipeline): the stage folder is the root: `<out>/<model>-<dataset>/<method>-<key>/`
+  for methods that start from the scope, `<input's folder or out>/<method>-<key>/` for methods given an input.
+A stage's key is the digest of its method, its settings and its parent's key (the scope, or the input's
+content), so changing one stage's setting reruns it and every later stage while earlier ones are reused.
+`result.json` is written last and atomically: its presence marks the stage done. Gate thresholds are not
+part of the key: they are re-checked from the recorded metrics on every run, so relaxing a gate never
+retrains anything.
 """
 
 from __future__ import annotations
@@ -22,14 +27,13 @@ from typing import Any
 
 from compress.errors import BackendUnavailableError, GateFailedError, LotteryError, RunDirError
 from compress.io import load_json, save_json
+from compress.method import Context, Output, Progress, Record
+from pipelines import artifacts as arts
 from pipelines import gates as gate_defs
 from pipelines import presets, report
 from pipelines import spec as specs
-from pipelines.stages.base import Progress, StageContext, StageResult
 
 log = logging.getLogger("lottery")
-RESULT = "result.json"
-FORMAT = "lottery.stage/1"
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class Planned:
     key: str
     dir: Path
     available: tuple[bool, str]
+    input: tuple[str, Path] | None  # (kind, path) of an explicit input
 
 
 def stage_key(kind: str, digest: str, parent: str) -> str:
@@ -46,12 +51,20 @@ def stage_key(kind: str, digest: str, parent: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:10]
 
 
-class Pipeline:
-    """A validated pipeline spec; `run()` executes or resumes it. Mirrors `lottery run`."""
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", name).strip("_") or "x"
 
-    def __init__(self, raw: dict[str, Any], source: str = "<spec>") -> None:
-        self.raw, self.source = raw, source
+
+class Pipeline:
+    """A validated pipeline spec; `run()` executes or resumes it. Mirrors `lottery run` and every command."""
+
+    def __init__(self, raw: dict[str, Any], source: str = "<spec>", single: bool = False,
+                 input_options: dict[str, Any] | None = None) -> None:
+        self.raw, self.source, self.single = raw, source, single
+        self.input_options = input_options or {}
         self.spec = specs.parse(raw, source)
+        if single and len(self.spec.stages) != 1:
+            raise ValueError("a command is a one-stage pipeline")
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Pipeline:
@@ -73,29 +86,48 @@ class Pipeline:
 
     def with_settings(self, sets: list[str] | None) -> Pipeline:
         """A copy with `STAGE.KEY=VALUE` overrides applied and validated again."""
-        return self if not sets else Pipeline(specs.apply_sets(self.raw, sets), self.source + " with --set")
+        if not sets:
+            return self
+        return Pipeline(specs.apply_sets(self.raw, sets), self.source + " with --set", self.single, self.input_options)
 
     def root(self, out: str | Path = "runs") -> Path:
-        name = re.sub(r"[^A-Za-z0-9_.+-]+", "_", self.spec.name) or "pipeline"
-        return Path(out) / "pipelines" / f"{name}-{self.spec.settings.digest()}"
+        if self.single:
+            return self._plan(Path(out))[0].dir
+        return Path(out) / "pipelines" / f"{_safe(self.spec.name)}-{self.spec.settings.digest()}"
 
-    def _plan(self, root: Path) -> list[Planned]:
-        parent = self.spec.settings.digest()
-        out = []
+    def _plan(self, out_or_root: Path) -> list[Planned]:
+        parent = self.spec.settings.scope().digest()
+        rows = []
         for i, s in enumerate(self.spec.stages, start=1):
-            key = stage_key(s.kind, s.hp.digest(), parent)
-            out.append(Planned(i, s, key, root / f"{i:02d}-{s.name}-{key}", s.stage.check_available(s.hp)))
+            explicit = None
+            stage_parent = parent
+            if s.input is not None:
+                need = s.method.needs[0] if s.method.needs else "model"
+                explicit = arts.resolve_input(s.input, need, **self.input_options)
+                stage_parent = stage_key("input", arts.content_sha256(explicit[1]), parent)
+            key = stage_key(s.kind, s.hp.digest(), stage_parent)
+            if self.single:
+                base = out_or_root
+                if explicit is None:
+                    sc = self.spec.settings
+                    base = out_or_root / f"{_safe(sc.model)}-{_safe(sc.dataset)}"
+                folder = base / f"{s.kind}-{key}"
+            else:
+                folder = out_or_root / f"{i:02d}-{s.name}-{key}"
+            rows.append(Planned(i, s, key, folder, s.method.check_available(s.hp), explicit))
             parent = key
-        return out
+        return rows
 
     def plan(self, out: str | Path = "runs") -> list[dict[str, Any]]:
         """What `run` would do: per stage its key, folder and whether it is done, will run or will be skipped."""
         rows = []
-        for p in self._plan(self.root(out)):
-            state = "done" if (p.dir / RESULT).is_file() else "run" if p.available[0] else "skip"
+        root = self.root(out)
+        for p in self._plan(root if not self.single else Path(out)):
+            done = (p.dir / arts.RESULT).is_file()
+            state = "done" if done else "run" if p.available[0] else "skip"
             rows.append({"index": p.index, "name": p.spec.name, "kind": p.spec.kind, "key": p.key,
                          "dir": str(p.dir), "state": state, "reason": p.available[1],
-                         "needs": list(p.spec.stage.needs), "gates": p.spec.gates,
+                         "needs": list(p.spec.method.needs), "gates": p.spec.gates,
                          "settings": p.spec.hp.non_default()})
         return rows
 
@@ -103,16 +135,18 @@ class Pipeline:
             progress: Progress | None = None, check: bool = False) -> dict[str, Any]:
         """Run (or resume) every stage; returns report.json's content. With `check`, a failed gate raises."""
         # Absolute, so that artifact paths a stage returns never get its (relative) folder prefixed twice.
-        root = self.root(Path(out).resolve())
-        plan = self._plan(root)
+        out = Path(out).resolve()
+        root = self.root(out)
+        plan = self._plan(out if self.single else root)
         missing = [p for p in plan if not p.available[0]]
         if require_all and missing:
             raise BackendUnavailableError(
                 "--require-all: " + "; ".join(f"stage '{p.spec.name}' cannot run here: {p.available[1]}"
                                               for p in missing) + ". Run without --require-all to skip them.")
-        save_json(root / "pipeline.json", {"name": self.spec.name, "source": self.source,
-                                           "digest": self.spec.settings.digest(), "spec": self.raw})
-        run = _Run(self, root, progress or Progress(), keep_going)
+        if not self.single:
+            save_json(root / "pipeline.json", {"name": self.spec.name, "source": self.source,
+                                               "digest": self.spec.settings.digest(), "spec": self.raw})
+        run = _Run(self, root, progress or Progress(), keep_going, require_all)
         with _threads(self.spec.settings.threads):
             try:
                 for p in plan:
@@ -143,29 +177,49 @@ def _threads(n: int) -> Iterator[None]:
 
 
 def failed_summary(rep: dict[str, Any]) -> str:
+    stages = rep["stages"] if rep.get("stages") else [rep]
     lines = [f"stage '{s['name']}': " + "; ".join(g["detail"] for g in s["gates"] if not g["passed"])
-             for s in rep["stages"] if s["gate"] == "fail"]
+             for s in stages if s.get("gate") == "fail"]
     return "gate failed: " + " | ".join(lines)
 
 
 class _Run:
     """State of one invocation: records per stage, finished results, the baseline."""
 
-    def __init__(self, pipe: Pipeline, root: Path, progress: Progress, keep_going: bool) -> None:
+    def __init__(self, pipe: Pipeline, root: Path, progress: Progress, keep_going: bool, require_all: bool) -> None:
         self.pipe, self.root, self.progress, self.keep_going = pipe, root, progress, keep_going
+        self.require_all = require_all
         self.records: list[dict[str, Any]] = []
-        self.done: list[StageResult] = []
-        self.baseline: StageResult | None = None
+        self.done: list[Record] = []
+        self.baseline: Record | None = None
         self.stop_reason = ""
         self.start = time.perf_counter()
 
     def record(self, p: Planned, status: str, gate: str, reason: str = "") -> dict[str, Any]:
-        rec = {"index": p.index, "name": p.spec.name, "kind": p.spec.kind, "key": p.key,
-               "dir": str(p.dir.relative_to(self.root)), "status": status, "gate": gate, "gates": [],
-               "reason": reason, "resumed": False, "wall_s": 0.0, "metrics": {}, "artifacts": {}, "notes": [],
-               "settings": p.spec.hp.non_default(), "allowed": p.spec.gates}
+        rec = report.stage_record(p, self.root, status, gate, reason)
         self.records.append(rec)
         return rec
+
+    def _inputs(self, p: Planned) -> tuple[dict[str, Path], dict[str, Record]] | str:
+        """The stage's inputs by kind (and the records that measured them), or why they are missing."""
+        inputs: dict[str, Path] = {}
+        records: dict[str, Record] = {}
+        if p.input is not None:
+            kind, path = p.input
+            inputs[kind] = path
+            rec = arts.record_of(path)
+            if rec is not None:
+                records[kind] = rec
+            return inputs, records
+        for need in p.spec.method.needs:
+            kinds = need.split("|")
+            found = next(((k, r) for r in reversed(self.done) for k in kinds if k in r.artifacts), None)
+            if found is None:
+                return f"needs a {need.replace('|', ' or ')}, whose producing stage was skipped"
+            kind, rec = found
+            inputs[kind] = rec.artifacts[kind]
+            records[kind] = rec
+        return inputs, records
 
     def step(self, p: Planned, total: int) -> None:
         if self.stop_reason:
@@ -175,53 +229,71 @@ class _Run:
             self.record(p, "skipped", "skipped", p.available[1])
             self.progress.stage_end(p.spec.name, "skipped", p.available[1])
             return
-        have = {k for r in self.done for k in r.artifacts}
-        lacking = [k for k in p.spec.stage.needs if k not in have]
-        if lacking:
-            reason = f"needs a {lacking[0]}, whose producing stage was skipped"
-            self.record(p, "skipped", "skipped", reason)
-            self.progress.stage_end(p.spec.name, "skipped", reason)
+        got = self._inputs(p)
+        if isinstance(got, str):
+            self.record(p, "skipped", "skipped", got)
+            self.progress.stage_end(p.spec.name, "skipped", got)
             return
+        inputs, records = got
         self.progress.stage_start(p.index, total, p.spec.name, p.spec.kind)
         rec = self.record(p, "running", "skipped")
-        result_path = p.dir / RESULT
-        if result_path.is_file():
+        rec["inputs"] = [{"kind": k, "path": str(v), "sha256": arts.content_sha256(v)} for k, v in inputs.items()]
+        result_path = p.dir / arts.RESULT
+        if result_path.is_file() and _seeds_match(result_path, self.pipe.spec.settings.seeds):
             result = _load_result(result_path, p)
             rec["resumed"] = True
         else:
-            result = self._execute(p)
-            save_json(result_path, {"format": FORMAT, **result.to_dict(), "hparams": p.spec.hp.to_dict()})
-        if p.spec.stage.baseline and self.baseline is None:
+            result, out = self._execute(p, inputs, records)
+            if out.unavailable:
+                self._unavailable(p, rec, out, result)
+                return
+            save_json(result_path, {"format": arts.FORMAT, **_result_dict(result, p, rec, self.pipe),
+                                    "wall_s": rec["wall_s"]})
+        if p.spec.method.baseline and self.baseline is None:
             self.baseline = result
         verdicts = gate_defs.evaluate(p.spec.gates, result.metrics, self.baseline.metrics if self.baseline else None)
         gate = gate_defs.verdict(verdicts)
-        rec.update(status="passed" if gate == "pass" else "failed", gate=gate, gates=verdicts, wall_s=result.wall_s,
-                   metrics=result.metrics, artifacts=result.artifacts, notes=result.notes, extra=result.extra)
+        rec.update(status="passed" if gate == "pass" else "failed", gate=gate, gates=verdicts,
+                   metrics=result.metrics, artifacts=report.rel_artifacts(result.artifacts, self.root),
+                   notes=result.notes, details=result.details)
+        if rec["resumed"]:
+            rec["wall_s"] = float(load_json(result_path).get("wall_s", 0.0))
         self.done.append(result)
         detail = "; ".join(v["detail"] for v in verdicts) or ", ".join(result.notes)
         self.progress.stage_end(p.spec.name, ("resumed, " if rec["resumed"] else "") + rec["status"], detail)
         if gate == "fail" and not self.keep_going:
             self.stop_reason = f"stopped after gate failure at stage '{p.spec.name}'"
-        save_json(self.root / "report.json", {**self.report("running"), **_plot_fields(self.root)})
+        if not self.pipe.single:
+            report.write(self.root, self.report("running"), plots=False, keep_plots=True)
 
-    def _execute(self, p: Planned) -> StageResult:
-        ctx = StageContext(p.spec.name, p.spec.kind, p.index, p.key, p.dir, self.root, p.spec.hp,
-                           self.pipe.spec.settings, list(self.done), self.baseline, self.progress)
+    def _execute(self, p: Planned, inputs: dict[str, Path], records: dict[str, Record]) -> tuple[Record, Output]:
+        ctx = Context(p.spec.name, p.spec.method, p.spec.hp, self.pipe.spec.settings.scope(), p.dir, inputs,
+                      records, self.baseline, self.progress)
         p.dir.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        out = p.spec.stage.run(ctx)
-        arts = {}
-        for kind, path in out.artifacts.items():
-            path = Path(path) if Path(path).is_absolute() else p.dir / path
-            arts[kind] = str(path.resolve().relative_to(self.root.resolve()))
-        return StageResult(p.spec.name, p.spec.kind, p.key, _clean(out.metrics), arts,
-                           round(time.perf_counter() - t0, 3), list(out.notes), _clean(out.extra))
+        out = p.spec.method.run(ctx)
+        self.records[-1]["wall_s"] = round(time.perf_counter() - t0, 3)
+        paths = {k: (Path(v) if Path(v).is_absolute() else p.dir / v).resolve() for k, v in out.artifacts.items()}
+        return Record(p.spec.name, p.spec.kind, p.key, _clean(out.metrics), paths, list(out.notes),
+                      _clean(out.details)), out
+
+    def _unavailable(self, p: Planned, rec: dict[str, Any], out: Output, result: Record) -> None:
+        rec.update(status="skipped", gate="skipped", reason=out.unavailable, metrics=result.metrics,
+                   artifacts=report.rel_artifacts(result.artifacts, self.root), notes=result.notes,
+                   details=result.details)
+        self.progress.stage_end(p.spec.name, "skipped", out.unavailable)
+        if self.pipe.single or self.require_all:
+            self.finish()
+            raise BackendUnavailableError(f"stage '{p.spec.name}' could not finish here: {out.unavailable}. "
+                                          f"What it could do is in {p.dir}.")
 
     def report(self, status: str) -> dict[str, Any]:
         return report.build(self.pipe, self.root, self.records, status, time.perf_counter() - self.start,
                             self.baseline)
 
     def abort(self, e: BaseException) -> None:
+        if isinstance(e, BackendUnavailableError) and any(r["status"] == "skipped" for r in self.records[-1:]):
+            return  # already reported by _unavailable
         running = [r for r in self.records if r["status"] == "running"]
         for r in running:
             r["status"], r["reason"] = ("interrupted", "interrupted") if isinstance(e, KeyboardInterrupt) else (
@@ -235,26 +307,37 @@ class _Run:
 
     def finish(self) -> dict[str, Any]:
         failed = any(r["gate"] == "fail" for r in self.records)
-        rep = self.report("failed" if failed else "passed")
-        return report.write(self.root, rep, plots=True)
+        skipped = self.pipe.single and any(r["status"] == "skipped" for r in self.records)
+        rep = self.report("failed" if failed else "skipped" if skipped else "passed")
+        return report.write(self.root, rep, plots=not self.pipe.single)
 
 
-def _plot_fields(root: Path) -> dict[str, Any]:
-    """Keep the previous report's plot record while a run rewrites report.json stage by stage."""
-    try:
-        old = load_json(root / "report.json")
-    except (OSError, RunDirError):
-        return {}
-    return {k: old[k] for k in ("plots", "plots_key") if isinstance(old, dict) and k in old}
-
-
-def _load_result(path: Path, p: Planned) -> StageResult:
+def _seeds_match(path: Path, seeds: int) -> bool:
     data = load_json(path)
-    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("key") != p.key:
+    return not isinstance(data, dict) or int(data.get("scope", {}).get("seeds", 1)) >= seeds
+
+
+def _result_dict(r: Record, p: Planned, rec: dict[str, Any], pipe: Pipeline) -> dict[str, Any]:
+    return {"name": r.name, "method": r.method, "key": r.key, "metrics": r.metrics,
+            "artifacts": {k: str(v.relative_to(p.dir)) if v.is_relative_to(p.dir) else str(v)
+                          for k, v in r.artifacts.items()},
+            "inputs": rec.get("inputs", []), "notes": r.notes, "details": r.details,
+            "settings": p.spec.hp.to_dict(), "scope": pipe.spec.settings.scope().to_dict()}
+
+
+def _load_result(path: Path, p: Planned) -> Record:
+    data = load_json(path)
+    if not isinstance(data, dict) or data.get("format") != arts.FORMAT or data.get("key") != p.key:
         found = data.get("key") if isinstance(data, dict) else None
         raise RunDirError(f"{path} is not this stage's result (key {found!r}, expected {p.key!r}). It was left "
                           "untouched; move the folder away to redo the stage.")
-    return StageResult.from_dict(data)
+    paths = {k: (p.dir / v).resolve() for k, v in data.get("artifacts", {}).items()}
+    for kind, path_ in paths.items():
+        if not path_.exists():
+            raise RunDirError(f"{path_} ('{kind}' of stage '{p.spec.name}') is missing; the run directory was "
+                              f"altered. Delete {path} to redo that stage.")
+    return Record(data["name"], data["method"], data["key"], dict(data.get("metrics", {})), paths,
+                  list(data.get("notes", [])), dict(data.get("details", {})))
 
 
 def _clean(obj: Any) -> Any:

@@ -1,25 +1,25 @@
-"""Pipeline specs: TOML validated into dataclasses before anything runs.
+"""Pipeline specs: TOML validated into methods with settings before anything runs.
 
 ```toml
-[pipeline]                      # shared by every stage; its digest names the run directory
+[pipeline]                      # the scope shared by every stage; its digest names the run directory
 name = "quickstart"
 model = "lenet_300_100"
 dataset = "mnist5k"
 
 [[stages]]
-kind = "dense"                  # see `lottery presets --stages`
-train = { epochs = 10 }         # the stage's own settings (its hparams dataclass)
-gate = { min_acc = 0.9 }        # see pipelines.gates
+kind = "dense"                  # a method; see `lottery presets --stages`
+train = { epochs = 10 }         # the method's own settings (its settings dataclass)
+gate = { min_acc = 0.9 }        # see pipelines.gates; added to the method's default gates
 
 [[stages]]
-kind = "imp"
-name = "ticket"                 # optional; defaults to the kind, must be unique
-rounds = 3
-gate = { max_acc_drop = 0.01 }
+kind = "export_onnx"
+name = "onnx"                   # optional; defaults to the kind, must be unique
+input = "runs/x/ticket"         # optional: an existing artifact instead of an earlier stage's
 ```
 
-Every error names the key path (`imp.rounds`, `pipeline.model`, `ticket.gate.min_acc`) and what is valid.
-`--set STAGE.KEY=VALUE` edits the same tree (`pipeline.dataset=digits`, `imp.train.epochs=2`).
+A `lottery` command builds the same tree for its one stage, so the command and `lottery run` resolve settings,
+defaults and gates through the same code (`stage_spec`). Every error names the key path and what is valid.
+`--set STAGE.KEY=VALUE` edits the tree (`pipeline.dataset=digits`, `imp.train.epochs=2`).
 """
 
 from __future__ import annotations
@@ -32,14 +32,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from compress.catalog import RECOMMENDED_TRAIN
 from compress.errors import LotteryError, UsageError
-from compress.hparams import Hparams
+from compress.hparams import Hparams, setting
+from compress.method import Method, Scope
+from compress.settings import TrainHparams
 from pipelines import gates as gate_defs
-from pipelines import stages as registry
-from pipelines.stages.base import PipelineSettings
+from pipelines import registry
 
 TOP_KEYS = ("pipeline", "stages")
-RESERVED = ("kind", "name", "gate")
+RESERVED = ("kind", "name", "gate", "input")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -48,15 +50,27 @@ class SpecError(UsageError):
 
 
 @dataclass(frozen=True)
+class PipelineSettings(Scope):
+    """The `[pipeline]` table: a name and description, and the scope every stage shares."""
+
+    name: str = setting("pipeline", digest=False, help="Pipeline name (names its run directory).")
+    description: str = setting("", digest=False, help="One line shown in reports.")
+
+    def scope(self) -> Scope:
+        return Scope(**{k: getattr(self, k) for k in Scope.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
 class StageSpec:
     name: str
-    kind: str
+    method: Method
     hp: Hparams
     gates: dict[str, float] = field(default_factory=dict)
+    input: str | None = None
 
     @property
-    def stage(self) -> registry.Stage:
-        return registry.get(self.kind)
+    def kind(self) -> str:
+        return self.method.name
 
 
 @dataclass
@@ -78,7 +92,9 @@ def load(path: str | Path) -> dict[str, Any]:
         raise SpecError(f"pipeline spec {path} does not exist. Give a .toml file or a preset name "
                         "(see `lottery presets`).")
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{path} is not UTF-8 text (byte {e.start}): a pipeline spec is a TOML file.") from e
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{path} is not valid TOML: {e}.") from e
 
@@ -99,7 +115,7 @@ def _parse(raw: dict[str, Any], source: str) -> PipelineSpec:
     pipe = raw.get("pipeline", {})
     if not isinstance(pipe, dict):
         raise SpecError("'pipeline' must be a table of settings ([pipeline]).")
-    settings = PipelineSettings.from_dict(pipe, path="pipeline.")
+    settings = PipelineSettings().updated(pipe, "pipeline.")
     items = raw.get("stages", [])
     if not isinstance(items, list) or not items or not all(isinstance(s, dict) for s in items):
         raise SpecError("a pipeline needs at least one [[stages]] table with a 'kind'. Valid kinds: "
@@ -108,81 +124,90 @@ def _parse(raw: dict[str, Any], source: str) -> PipelineSpec:
     produced: set[str] = set()
     has_baseline = False
     for i, item in enumerate(items):
-        spec = _stage(item, i, settings, {s.name for s in specs})
-        stage = spec.stage
-        missing = [n for n in stage.needs if n not in produced]
+        spec = _stage(item, i, settings.scope(), {s.name for s in specs})
+        method = spec.method
+        missing = [n for n in method.needs if spec.input is None and not set(n.split("|")) & produced]
         if missing:
-            makers = sorted(k for k in registry.names() if set(missing) & set(registry.get(k).produces))
-            raise SpecError(f"stage '{spec.name}' ({spec.kind}) needs a {missing[0]}, which no earlier stage "
-                            f"produces (stages before it: {', '.join(s.name for s in specs) or 'none'}). Put one "
-                            f"of {', '.join(makers) or 'no registered stage'} before it.")
-        has_baseline = has_baseline or stage.baseline
+            makers = sorted(m.name for m in registry.all_methods() if set(missing[0].split("|")) & set(m.produces))
+            raise SpecError(f"stage '{spec.name}' ({spec.kind}) needs a {missing[0].replace('|', ' or ')}, which no "
+                            f"earlier stage produces (stages before it: {', '.join(s.name for s in specs) or 'none'})."
+                            f" Put one of {', '.join(makers) or 'no registered method'} before it, or give it an "
+                            "'input' path.")
+        has_baseline = has_baseline or method.baseline
         for g in spec.gates:
             if gate_defs.get(g).baseline and not has_baseline:
                 raise SpecError(f"gate '{spec.name}.gate.{g}' compares with the dense baseline, but no stage up to "
                                 "this one trains it. Add a 'dense' stage first.")
-        produced.update(stage.produces)
+        produced.update(method.produces)
         specs.append(spec)
     return PipelineSpec(settings, specs, source, copy.deepcopy(raw))
 
 
-def _stage(item: dict[str, Any], i: int, settings: PipelineSettings, taken: set[str]) -> StageSpec:
-    if "kind" not in item:
-        raise SpecError(f"stages[{i}] has no 'kind'. Valid kinds: {', '.join(registry.names())}.")
+def resolve_settings(method: Method, scope: Scope, tree: dict[str, Any], where: str = "") -> Hparams:
+    """The method's settings: its defaults, then the model's recommended training settings for groups that
+    take them (unless given), then `tree` (nested or dotted keys), validated once. The one path for commands
+    and pipeline stages."""
+    base = method.settings()
+    given = _dotted(tree)
+    recommended: dict[str, Any] = {}
+    for f in base.__dataclass_fields__.values():
+        if f.metadata.get("model_defaults") and isinstance(getattr(base, f.name), TrainHparams):
+            for k, v in RECOMMENDED_TRAIN.get(scope.model, {}).items():
+                if f"{f.name}.{k}" not in given:
+                    recommended[f"{f.name}.{k}"] = v
+    return base.updated(recommended, where).updated(tree, where)
+
+
+def stage_spec(item: dict[str, Any], scope: Scope, name: str | None = None) -> StageSpec:
+    """One stage from its raw table (kind, optional name/input/gate, settings)."""
     kind = item["kind"]
-    stage = registry.get(str(kind))
-    name = item.get("name", kind)
-    if not isinstance(name, str) or not NAME_RE.match(name) or name == "pipeline":
-        raise SpecError(f"stages[{i}].name {name!r} must be lowercase letters, digits and '_', start with a "
-                        "letter, and not be 'pipeline'.")
-    if name in taken:
-        raise SpecError(f"two stages are named '{name}'. Give one a different 'name = \"...\"' "
-                        f"(names so far: {', '.join(sorted(taken))}).")
+    method = registry.get(str(kind))
+    name = name or item.get("name", kind)
+    settings_tree = {k: v for k, v in item.items() if k not in RESERVED}
+    try:
+        hp = resolve_settings(method, scope, settings_tree, f"{name}.")
+    except UsageError as e:
+        msg = str(e)
+        raise SpecError(msg if f"'{name}." in msg else f"stage '{name}' ({kind}): {msg}") from e
     gates = item.get("gate", {})
     if not isinstance(gates, dict):
         raise SpecError(f"'{name}.gate' must be a table like gate = {{ max_acc_drop = 0.01 }}.")
-    valid = gate_defs.valid_for(stage.metrics)
-    checked: dict[str, float] = {}
+    valid = gate_defs.valid_for(method.metrics)
+    checked = method.default_gates(hp)
     for g, value in gates.items():
         if g not in gate_defs.GATES:
             raise SpecError(f"unknown gate '{name}.gate.{g}'. Gates valid for a {kind} stage: "
                             f"{', '.join(valid) or 'none'}.")
         if g not in valid:
             raise SpecError(f"gate '{name}.gate.{g}' checks metric '{gate_defs.get(g).metric}', which a {kind} stage "
-                            f"does not produce (it reports {', '.join(stage.metrics)}). Gates valid here: "
+                            f"does not produce (it reports {', '.join(method.metrics)}). Gates valid here: "
                             f"{', '.join(valid) or 'none'}.")
         checked[g] = gate_defs.check_value(g, value, f"{name}.gate.{g}")
-    settings_tree = {k: v for k, v in item.items() if k not in RESERVED}
-    hp = stage.hparams()
-    try:
-        for dotted, value in (stage.defaults(settings) if stage.defaults else {}).items():
-            if not _has(settings_tree, dotted):
-                hp = hp.with_setting(dotted, value)
-        user = stage.hparams.from_dict(settings_tree, path=f"{name}.")
-        hp = _merge(hp, user, settings_tree)
-    except UsageError as e:
-        msg = str(e)
-        raise SpecError(msg if f"'{name}." in msg else f"stage '{name}' ({kind}): {msg}") from e
-    return StageSpec(name, str(kind), hp, checked)
+    inp = item.get("input")
+    if inp is not None and not isinstance(inp, str):
+        raise SpecError(f"'{name}.input' must be a path (a string), got {inp!r}.")
+    return StageSpec(name, method, hp, checked, inp)
 
 
-def _has(tree: dict[str, Any], dotted: str) -> bool:
-    head, _, rest = dotted.partition(".")
-    if head not in tree:
-        return False
-    return not rest or (isinstance(tree[head], dict) and _has(tree[head], rest))
+def _stage(item: dict[str, Any], i: int, scope: Scope, taken: set[str]) -> StageSpec:
+    if "kind" not in item:
+        raise SpecError(f"stages[{i}] has no 'kind'. Valid kinds: {', '.join(registry.names())}.")
+    name = item.get("name", item["kind"])
+    if not isinstance(name, str) or not NAME_RE.match(name) or name == "pipeline":
+        raise SpecError(f"stages[{i}].name {name!r} must be lowercase letters, digits and '_', start with a "
+                        "letter, and not be 'pipeline'.")
+    if name in taken:
+        raise SpecError(f"two stages are named '{name}'. Give one a different 'name = \"...\"' "
+                        f"(names so far: {', '.join(sorted(taken))}).")
+    return stage_spec(item, scope, name)
 
 
-def _merge(base: Hparams, user: Hparams, tree: dict[str, Any]) -> Hparams:
-    """`base` (defaults applied) overlaid with the fields the user set in `tree`."""
-    changes: dict[str, Any] = {}
-    for key, value in tree.items():
-        mine = getattr(user, key)
-        if isinstance(value, dict) and isinstance(mine, Hparams):
-            changes[key] = _merge(getattr(base, key), mine, value)
-        else:
-            changes[key] = mine
-    return base.replace(**changes)
+def _dotted(tree: dict[str, Any], prefix: str = "") -> set[str]:
+    out: set[str] = set()
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        out |= _dotted(v, f"{key}.") if isinstance(v, dict) else {key}
+    return out
 
 
 def apply_sets(raw: dict[str, Any], sets: list[str]) -> dict[str, Any]:
@@ -208,12 +233,13 @@ def apply_sets(raw: dict[str, Any], sets: list[str]) -> dict[str, Any]:
             if not isinstance(nxt, dict):
                 raise SpecError(f"--set '{item}': '{head}.{p}' is a value, not a table of settings.")
             target = nxt
-        target[leaf] = _parse_value(value.strip())
+        target[leaf] = parse_value(value.strip())
     return out
 
 
-def _parse_value(raw: str) -> Any:
+def parse_value(raw: str) -> Any:
+    """A command-line value: JSON when it parses (numbers, lists, true/false), a comma list, else the string."""
     try:
         return json.loads(raw)
     except json.JSONDecodeError:
-        return [_parse_value(p) for p in raw.split(",") if p] if "," in raw else raw
+        return [parse_value(p) for p in raw.split(",") if p] if "," in raw else raw

@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 
 from compress.data import Dataset
-from compress.finders.hparams import FindHparams
 from compress.io import load_json, save_json
 from compress.mask import Mask
 from compress.models import ModelSpec, build
+from compress.settings import ControlHparams, TrainHparams
 from compress.train import train
 
 log = logging.getLogger("lottery")
@@ -42,10 +42,10 @@ def control_path(level_dir: Path, kind: str) -> Path:
 
 
 def run_controls(level_dir: Path, spec: ModelSpec, start: dict[str, torch.Tensor], mask: Mask, data: Dataset,
-                 hp: FindHparams, seed: int, level: int) -> dict[str, dict]:
-    """Train each missing control for one level; finished ones are read back from disk."""
+                 controls: ControlHparams, train_hp: TrainHparams, seed: int, level: int) -> dict[str, dict]:
+    """Train each missing control for one level with the ticket's budget; finished ones are read back."""
     results: dict[str, dict] = {}
-    for kind in hp.controls.controls:
+    for kind in controls.controls:
         path = control_path(level_dir, kind)
         if path.is_file():
             results[kind] = load_json(path)
@@ -57,7 +57,7 @@ def run_controls(level_dir: Path, spec: ModelSpec, start: dict[str, torch.Tensor
             model = build(spec)
             model.load_state_dict(start)
             cmask = random_mask_like(mask, cseed)
-        r = train(model, data, hp.train, mask=cmask, seed=seed)
+        r = train(model, data, train_hp, mask=cmask, seed=seed)
         results[kind] = {"kind": kind, "density": cmask.density, "control_seed": cseed, **r.metrics()}
         save_json(path, results[kind])
         log.info("  seed %d level %d %-6s control: test_acc %.4f (%.1f s)", seed, level, kind, r.test_acc, r.wall_s)

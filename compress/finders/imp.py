@@ -1,12 +1,13 @@
-"""Iterative Magnitude Pruning with rewinding (Frankle & Carbin, ICLR 2019; Frankle et al., 2020).
+"""`imp` (`lottery find imp`): Iterative Magnitude Pruning with rewinding (Frankle & Carbin, ICLR 2019;
+Frankle et al., 2020), with sanity-check controls (Ma et al., NeurIPS 2021) at every level.
 
-Per seed: train the dense net (level 0); then for each round, prune `rate` of the remaining weights
-by magnitude (layer-wise or global; output layer at half rate), rewind the survivors and retrain.
-Rewind to the initialization (`init`), to iteration k of the dense run (`iter`, late rewinding), or
-keep the trained weights and rewind only the learning-rate schedule (`lr`, Renda et al., 2020).
-Every level is a ticket directory; finished levels are skipped on re-run.
-With an N:M selection (e.g. 2:4) level 1 is the N:M ticket and IMP stops there: the pattern fixes the
-density and re-selecting it is a no-op, so later rounds would only retrain the same mask.
+Per seed: train the dense net (level 0); then for each round prune `rate` of the remaining weights by
+magnitude (layer-wise or global; output layer at a lower rate), rewind the survivors and retrain. Rewind to
+the initialization (`init`), to iteration k of the dense run (`iter`, late rewinding), or keep the trained
+weights and rewind only the learning-rate schedule (`lr`, Renda et al., 2020). Every level is a ticket
+directory; finished levels are skipped on re-run. With an N:M selection (2:4) level 1 is the N:M ticket and
+IMP stops there: the pattern fixes the density. In a pipeline whose dense baseline used the same training
+settings and seed, that baseline is IMP's level 0 (not trained twice).
 """
 
 from __future__ import annotations
@@ -15,63 +16,75 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from compress import scoring
-from compress.data import Dataset
-from compress.errors import RunDirError, UsageError
-from compress.finders.controls import run_controls
-from compress.finders.hparams import FindHparams
-from compress.finders.rundir import level_dir, seed_dir
-from compress.io import load_tensors, save_tensors
-from compress.mask import Mask
-from compress.models import ModelSpec, build
-from compress.pruning import layer_fractions, prune
-from compress.selection.nm import is_nm
-from compress.ticket import TICKET_FILE, Ticket
-from compress.train import train
+from compress.errors import UsageError
+from compress.hparams import Hparams, setting
+from compress.method import Context, Method, Output
+from compress.settings import ControlHparams, PruneHparams, TrainHparams
 
 log = logging.getLogger("lottery")
 REWINDS = ("init", "iter", "lr")
 
 
 @dataclass(frozen=True)
-class ImpHparams(FindHparams):
-    rounds: int = 12
-    rewind: str = "init"
-    rewind_iter: int = 0  # with rewind="iter": the dense run's iteration to rewind to
+class ImpHparams(Hparams):
+    rounds: int = setting(12, lo=1, help="Pruning rounds after the dense run.")
+    rewind: str = setting("init", choices=REWINDS, help="Rewind to the init (LTH), to iteration rewind_iter of the "
+                                                       "dense run (late rewinding), or only the lr schedule.")
+    rewind_iter: int = setting(0, lo=0, help="With rewind=iter: the dense run's iteration to rewind to.")
+    level: int = setting(-1, lo=-1, help="Level passed on to later stages; -1: the selected one (the sparsest "
+                                         "winning level, else the sparsest within tolerance of dense).")
+    train: TrainHparams = setting(factory=TrainHparams, prefix="", model_defaults=True,
+                                  help="Training of every level and control.")
+    prune: PruneHparams = setting(factory=PruneHparams, prefix="", help="What each round removes.")
+    controls: ControlHparams = setting(factory=ControlHparams, prefix="", help="Sanity-check controls.")
 
     def validate(self) -> None:
-        if self.rounds < 1:
-            raise UsageError(f"rounds must be >= 1, got {self.rounds}.")
-        if self.rewind not in REWINDS:
-            raise UsageError(f"rewind must be one of {', '.join(REWINDS)}, got '{self.rewind}'.")
         if self.rewind == "iter" and self.rewind_iter < 1:
             raise UsageError("rewind 'iter' needs rewind_iter >= 1 (the dense run's iteration to rewind to).")
+        if self.level > self.rounds:
+            raise UsageError(f"level must be -1 (the selected level) or 0..rounds ({self.rounds}), got {self.level}.")
 
 
-def _train_level(spec: ModelSpec, start: dict, mask: Mask, data: Dataset, hp: ImpHparams, seed: int,
-                 snapshot_at: tuple[int, ...] = ()):
-    model = build(spec)
-    model.load_state_dict(start)
-    result = train(model, data, hp.train, mask=mask, seed=seed, snapshot_at=snapshot_at)
-    return model, result
+def run(ctx: Context) -> Output:
+    from compress.finders.common import finish, model_spec
+
+    hp: ImpHparams = ctx.settings
+    data = ctx.data()
+    spec = model_spec(ctx, data)
+    ctx.progress.message(f"IMP: {hp.rounds} rounds, each trains the ticket and {len(hp.controls.controls)} "
+                         "control(s)")
+    for seed in ctx.scope.seed_list():
+        _reuse_dense(ctx, seed)
+        run_seed(ctx.dir, hp, data, spec, seed, ctx)
+    return finish(ctx, "imp", hp.controls, hp.level)
 
 
-def run_seed(run: Path, hp: ImpHparams, data: Dataset, spec: ModelSpec, seed: int) -> None:
+def run_seed(run: Path, hp: ImpHparams, data, spec, seed: int, ctx: Context | None = None) -> None:
     """Run (or resume) every level of one seed."""
-    sd = seed_dir(run, seed)
-    rewind_path = sd / "rewind.safetensors"
+    from compress import scoring
+    from compress.errors import RunDirError
+    from compress.finders.common import level_dir
+    from compress.finders.controls import run_controls
+    from compress.io import load_tensors, save_tensors
+    from compress.mask import Mask
+    from compress.models import build
+    from compress.pruning import layer_fractions, prune
+    from compress.selection.nm import is_nm
+    from compress.ticket import TICKET_FILE, Ticket
+
+    rewind_path = run / f"seed-{seed}" / "rewind.safetensors"
     l0 = level_dir(run, seed, 0)
+    hook = ctx.progress.train_hook if ctx is not None else (lambda label: None)
     if not (l0 / TICKET_FILE).is_file():
         model = build(spec, seed=seed)
         init = {k: v.clone() for k, v in model.state_dict().items()}
-        mask = Mask.ones_like(model)
-        if hp.rewind == "iter" and hp.rewind_iter >= hp.train.total_iterations(len(data.y_train)):
-            raise UsageError(f"rewind_iter {hp.rewind_iter} is not inside the dense run "
-                             f"({hp.train.total_iterations(len(data.y_train))} iterations).")
+        total = hp.train.total_iterations(len(data.y_train))
+        if hp.rewind == "iter" and hp.rewind_iter >= total:
+            raise UsageError(f"rewind_iter {hp.rewind_iter} is not inside the dense run ({total} iterations).")
         snap = (hp.rewind_iter,) if hp.rewind == "iter" else ()
-        model, r = _train_level(spec, init, mask, data, hp, seed, snap)
+        r = _train(model, init, Mask.ones_like(model), data, hp, seed, snap, hook(f"seed {seed} level 0"))
         save_tensors(rewind_path, r.snapshots.get(hp.rewind_iter, init) if snap else init)
-        _save(l0, spec, init, mask, model, r, hp, seed, 0, data)
+        _save(l0, spec, init, Mask.ones_like(model), model, r, hp, seed, 0, data.name)
     if not rewind_path.is_file():
         raise RunDirError(f"{rewind_path} is missing although level 0 finished; the run directory was "
                           "altered. Move the seed folder away to redo it.")
@@ -87,18 +100,67 @@ def run_seed(run: Path, hp: ImpHparams, data: Dataset, spec: ModelSpec, seed: in
                          layer_fractions(trained, hp.prune), hp.prune.selection, input_shape=spec.input_shape,
                          **hp.prune.options())
             start = prev.final if hp.rewind == "lr" else rewind
-            model, r = _train_level(spec, start, mask, data, hp, seed)
-            _save(ld, spec, start, mask, model, r, hp, seed, level, data)
+            model = build(spec)
+            r = _train(model, start, mask, data, hp, seed, (), hook(f"seed {seed} level {level}"))
+            _save(ld, spec, start, mask, model, r, hp, seed, level, data.name)
         ticket = Ticket.load(ld)
-        run_controls(ld, spec, ticket.init, ticket.mask, data, hp, seed, level)
+        run_controls(ld, spec, ticket.init, ticket.mask, data, hp.controls, hp.train, seed, level)
 
 
-def _save(d: Path, spec: ModelSpec, start: dict, mask: Mask, model, r, hp: ImpHparams, seed: int, level: int,
-          data: Dataset) -> None:
+def _train(model, start, mask, data, hp: ImpHparams, seed: int, snapshot_at, on_eval):
+    from compress.train import train
+
+    model.load_state_dict(start)
+    return train(model, data, hp.train, mask=mask, seed=seed, snapshot_at=snapshot_at, on_eval=on_eval)
+
+
+def _save(d: Path, spec, start: dict, mask, model, r, hp: ImpHparams, seed: int, level: int, dataset: str) -> None:
+    from compress.ticket import Ticket
+
     Ticket(spec, start, mask, model.state_dict(), meta={
-        "finder": "imp", "digest": hp.digest(), "seed": seed, "level": level, "dataset": hp.data.dataset,
-        "parent": f"level-{level - 1}" if level else None, "metrics": r.metrics(),
-        "layer_density": mask.layer_density(),
-    }).save(d)
+        "method": "imp", "digest": hp.digest(), "seed": seed, "level": level, "dataset": dataset,
+        "parent": f"level-{level - 1}" if level else None, "layer_density": mask.layer_density(),
+    }, metrics=r.metrics()).save(d)
     log.info("seed %d level %d/%d density %6.2f%%: ticket test_acc %.4f, early stop @%d (%.1f s)",
              seed, level, hp.rounds, 100 * mask.density, r.test_acc, r.early_stop_iter, r.wall_s)
+
+
+def _reuse_dense(ctx: Context, seed: int) -> None:
+    """Start IMP from the pipeline's dense baseline instead of training the same network twice.
+
+    IMP's level 0 is exactly the dense run (same init seed, data order and training settings), so when the
+    settings match it is copied in as level 0; with `rewind = "iter"` the rewind point needs a snapshot of that
+    run, so IMP trains its own level 0.
+    """
+    from compress.finders.common import level_dir
+    from compress.io import save_tensors
+    from compress.ticket import TICKET_FILE, Ticket
+
+    hp: ImpHparams = ctx.settings
+    base = ctx.baseline
+    if base is None or base.method != "dense" or "model" not in base.artifacts or hp.rewind == "iter":
+        return
+    dense = Ticket.load(base.artifacts["model"])
+    if base.details.get("train") != hp.train.to_dict() or dense.meta.get("seed") != seed:
+        return
+    level0 = level_dir(ctx.dir, seed, 0)
+    if (level0 / TICKET_FILE).is_file():
+        return
+    save_tensors(ctx.dir / f"seed-{seed}" / "rewind.safetensors", dense.init)
+    Ticket(dense.spec, dense.init, dense.mask, dense.final, metrics=dense.metrics, meta={
+        **dense.meta, "method": "imp", "digest": hp.digest(), "parent": None,
+        "layer_density": dense.mask.layer_density()}).save(level0)
+    ctx.progress.message(f"IMP level 0 is the dense baseline of stage '{base.name}' (same settings): not retrained")
+
+
+METHOD = Method(
+    name="imp", command=("find", "imp"), settings=ImpHparams, run=run,
+    summary="Iterative Magnitude Pruning with rewinding and sanity-check controls (LTH)",
+    doc="Trains the dense net, then repeatedly prunes RATE of the remaining weights by magnitude, rewinds and "
+        "retrains. At every level the same mask with a new init (reinit) and a random mask of the same per-layer "
+        "density (random) are trained as controls; a level is 'winning' only if it beats both. Re-running the "
+        "same command resumes: finished levels are skipped.",
+    produces=("ticket", "model", "predictions"),
+    metrics=("test_acc", "density", "storage_bytes", "file_bytes", "agreement", "level", "dense_test_acc",
+             "winning", "reinit_test_acc", "random_test_acc"),
+)

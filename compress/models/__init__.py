@@ -10,6 +10,7 @@ from functools import partial
 import torch
 from torch import nn
 
+from compress.catalog import INITS, MODELS, model_names
 from compress.errors import ShapeMismatchError, UnknownNameError, UsageError
 from compress.models.convnets import convnet
 from compress.models.external import factory_model, torchvision_model
@@ -19,17 +20,13 @@ from compress.models.vgg import vgg
 
 Builder = Callable[..., nn.Module]
 
-# name -> (builder, default init, description). The LTH paper initializes its nets with Glorot (Xavier) normal.
-_REGISTRY: dict[str, tuple[Builder, str, str]] = {
-    "lenet_300_100": (lenet_300_100, "xavier_normal", "LeNet-300-100 (LTH paper), fully connected"),
-    **{n: (partial(convnet, n), "xavier_normal", f"{n.capitalize()} (LTH/edge-popup conv net), width multiplier")
-       for n in ("conv2", "conv4", "conv6", "conv8")},
-    **{n: (partial(vgg, n), "kaiming_normal", f"{n.upper()} with BatchNorm, CIFAR variant")
-       for n in ("vgg11", "vgg16", "vgg19")},
-    **{n: (partial(resnet, n), "kaiming_normal", f"{n.capitalize()} for CIFAR (He et al.)")
-       for n in ("resnet20", "resnet32")},
+_BUILDERS: dict[str, Builder] = {
+    "lenet_300_100": lenet_300_100,
+    **{n: partial(convnet, n) for n in ("conv2", "conv4", "conv6", "conv8")},
+    **{n: partial(vgg, n) for n in ("vgg11", "vgg16", "vgg19")},
+    **{n: partial(resnet, n) for n in ("resnet20", "resnet32")},
 }
-INITS = ("default", "xavier_normal", "kaiming_normal", "torch")
+_REGISTRY: dict[str, tuple[Builder, str, str]] = {n: (_BUILDERS[n], init, desc) for n, (init, desc) in MODELS.items()}
 PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
@@ -56,10 +53,7 @@ class ModelSpec:
 
 def names() -> dict[str, str]:
     """Model names with a one-line description (plus the tv: and module:factory forms)."""
-    out = {k: d for k, (_, _, d) in _REGISTRY.items()}
-    out["tv:<name>"] = "any torchvision classifier, random weights (e.g. tv:resnet18)"
-    out["package.module:factory"] = "your own model: factory(num_classes=, input_shape=, width=) -> nn.Module"
-    return out
+    return model_names()
 
 
 def _builder(name: str) -> tuple[Builder, str]:

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from compress.finders.controls import control_path
-from compress.finders.hparams import ControlHparams
 from compress.io import load_json
-from compress.ticket import TICKET_FILE, _index
+from compress.settings import ControlHparams
+from compress.ticket import METRICS_FILE, TICKET_FILE, _index
 
 
 def _mean(xs: list[float]) -> float | None:
@@ -35,9 +35,10 @@ def collect(run: Path, controls: ControlHparams) -> dict[str, Any]:
             if not (ld / TICKET_FILE).is_file():
                 continue
             info = load_json(ld / TICKET_FILE)
-            if "metrics" not in info.get("meta", {}):
-                continue  # an untrained ticket (e.g. pruning at init with finetune off) has no accuracy yet
-            entry = {"seed": seed, "density": info["density"], **info["meta"]["metrics"]}
+            metrics = load_json(ld / METRICS_FILE) if (ld / METRICS_FILE).is_file() else {}
+            if "test_acc" not in metrics:
+                continue  # an untrained ticket (e.g. pruning at init without training) has no accuracy yet
+            entry = {"seed": seed, "density": info["density"], **metrics}
             for kind in controls.controls:
                 if control_path(ld, kind).is_file():
                     entry[kind] = load_json(control_path(ld, kind))["test_acc"]
@@ -56,7 +57,7 @@ def collect(run: Path, controls: ControlHparams) -> dict[str, Any]:
             "test_acc_std": _std(accs),
             "test_acc_per_seed": accs,
             "early_stop_iter": _mean([e["early_stop_iter"] for e in entries]),
-            "wall_s": round(sum(e["wall_s"] for e in entries), 2),
+            "wall_s": round(sum(e.get("wall_s", 0.0) for e in entries), 2),
             "seeds": [e["seed"] for e in entries],
         }
         for kind in controls.controls:

@@ -1,16 +1,15 @@
 """The `lottery` command: a thin layer over the Python API (compress, export, deploy_targets, pipelines).
 
-Each command lives in its own module; the modules listed in COMMAND_MODULES attach themselves to `app`
-or to one of the sub-apps (`find`, `export`, `deploy`) when imported.
+Method commands (`find imp`, `binarize`, `export onnx`, `bench`, ...) are generated from each method's settings
+dataclass (pipelines.cli.commands); `run`, `presets`, `compare` and the listings are written here. Nothing
+imports torch until a command runs, so `--help` and the listings answer at once.
 """
 
 from __future__ import annotations
 
-import importlib
-
 import typer
 
-from pipelines.cli import deploy, export, find, info
+from pipelines.cli import commands, compare, info, run
 
 app = typer.Typer(
     name="lottery",
@@ -19,31 +18,22 @@ app = typer.Typer(
          "binarize them, export for GPUs (ONNX, TensorRT 2:4) and ARM edge devices (LCE), with gates.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
-app.add_typer(find.app, name="find")
-app.add_typer(export.app, name="export")
-app.add_typer(deploy.app, name="deploy")
+GROUPS = {
+    "find": typer.Typer(rich_markup_mode="markdown", no_args_is_help=True,
+                        help="Find lottery tickets. Each method writes a run directory with report.json."),
+    "export": typer.Typer(rich_markup_mode="markdown", no_args_is_help=True,
+                          help="Export a ticket to a deployable artifact, with its parity against PyTorch measured "
+                               "and gated."),
+    "deploy": typer.Typer(rich_markup_mode="markdown", no_args_is_help=True,
+                          help="Run an exported artifact on its device and bring back latency and accuracy."),
+}
+for _name, _group in GROUPS.items():
+    app.add_typer(_group, name=_name)
+commands.register_all(app, GROUPS)
 info.register(app)
-
-# One line per command module; a module registers on `app` via `register(app)` or decorates a sub-app.
-COMMAND_MODULES: list[str] = [
-    "pipelines.cli.find_pai",
-    "pipelines.cli.finetune",
-    "pipelines.cli.compare",
-    "pipelines.cli.export_onnx",
-    "pipelines.cli.export_tensorrt",
-    "pipelines.cli.bench",
-    "pipelines.cli.find_mpt",
-    "pipelines.cli.binarize",
-    "pipelines.cli.export_lce",
-    "pipelines.cli.deploy_edge",
-    "pipelines.cli.run",
-]
-for _name in COMMAND_MODULES:
-    _mod = importlib.import_module(_name)
-    if hasattr(_mod, "register"):
-        _mod.register(app)
+run.register(app)
+compare.register(app)
 
 
 def main() -> None:

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from compress.report.compare import compare as compare_runs
 from pipelines.cli.common import err_console, friendly, out_console, pct, print_json
 
 
@@ -21,6 +20,8 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print compare.json to stdout.")] = False,
     ) -> None:
         """Plot accuracy vs density for several runs (one line per finder, controls dashed); write compare.json."""
+        from compress.report.compare import compare as compare_runs
+
         result = compare_runs(list(runs), out)
         if as_json:
             print_json(result)

@@ -1,11 +1,10 @@
-"""`lottery models|datasets|finders`: what is available."""
+"""`lottery models|datasets|methods`: what is available (torch-free: answers at once)."""
 
 from __future__ import annotations
 
 import typer
 from rich.table import Table
 
-from compress import data, finders, models
 from pipelines.cli.common import out_console, print_json
 
 
@@ -25,14 +24,22 @@ def register(app: typer.Typer) -> None:
     @app.command("models")
     def list_models(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
         """List the models `--model` accepts."""
-        _listing("models", models.names(), as_json)
+        from compress.catalog import model_names
+
+        _listing("models", model_names(), as_json)
 
     @app.command("datasets")
     def list_datasets(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
         """List the datasets `--dataset` accepts."""
-        _listing("datasets", data.names(), as_json)
+        from compress.catalog import dataset_names
 
-    @app.command("finders")
-    def list_finders(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
-        """List the ticket finders (`lottery find METHOD`)."""
-        _listing("finders", finders.names(), as_json)
+        _listing("datasets", dataset_names(), as_json)
+
+    @app.command("methods")
+    def list_methods(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+        """List every method: its command and its pipeline stage kind (`kind = NAME` in a spec)."""
+        from pipelines import registry
+
+        items = {m.name: f"`lottery {' '.join(m.command)}`: {m.summary}" if m.command else m.summary
+                 for m in registry.all_methods()}
+        _listing("methods (pipeline stage kinds)", items, as_json)

@@ -7,27 +7,31 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from pipelines.cli.common import err_console, friendly, interactive, out_console, pct, print_json, setup_logging
+from pipelines.cli.commands import show
+from pipelines.cli.common import err_console, friendly, out_console, pct, print_json, setup_logging
 
 STATUS_STYLE = {"passed": "green", "failed": "bold red", "skipped": "yellow", "not_run": "dim", "error": "red"}
 
 
 def stages_table(rep: dict[str, Any]) -> Table:
+    from pipelines.report import size_of
+
     resumed = any(r["resumed"] for r in rep["stages"])
-    t = Table(title=f"pipeline {rep['pipeline']}: {rep['status']}",
+    t = Table(title=f"pipeline {rep['name']}: {rep['status']}",
               caption="r = resumed (finished earlier)" if resumed else None)
     for col in ("#", "stage", "status", "size KiB", "acc %", "p50 ms", "wall s", "gate"):
         t.add_column(col, justify="right" if col in ("#", "size KiB", "acc %", "p50 ms", "wall s") else "left",
                      no_wrap=col != "stage")
     for r in rep["stages"]:
         m = r["metrics"]
-        size = m.get("size_bytes")
+        size, _ = size_of(m)
         lat = m.get("latency_ms_p50")
         style = STATUS_STYLE.get(r["status"], "")
         status = r["status"] + (" r" if r["resumed"] else "")
-        t.add_row(str(r["index"]), r["name"], f"[{style}]{status}[/]" if style else status,
+        t.add_row(str(r["index"]), escape(r["name"]), f"[{style}]{status}[/]" if style else status,
                   "-" if size is None else f"{size / 1024:.1f}", pct(m.get("test_acc")),
                   "-" if lat is None else f"{lat:.3f}", f"{r['wall_s']:.1f}", r["gate"])
     return t
@@ -41,7 +45,7 @@ def plan_table(rows: list[dict[str, Any]]) -> Table:
         state = r["state"] + (f": {r['reason']}" if r["reason"] else "")
         gates = ", ".join(f"{k}={v:g}" for k, v in r["gates"].items()) or "-"
         settings = json.dumps(r["settings"], separators=(",", ":"))[1:-1] or "defaults"
-        t.add_row(str(r["index"]), r["name"], r["kind"], r["key"], state, gates, settings)
+        t.add_row(str(r["index"]), r["name"], r["kind"], r["key"], escape(state), gates, escape(settings))
     return t
 
 
@@ -67,9 +71,8 @@ def register(app: typer.Typer) -> None:
         setting reruns that stage and the later ones. Writes report.json, report.md and plots into
         OUT/pipelines/NAME-DIGEST/. Exit code 1 when a gate fails, 2 for bad input.
         """
-        from pipelines.progress import PlainProgress, RichProgress
+        from pipelines.progress import progress_for
         from pipelines.runner import Pipeline, failed_summary
-        from pipelines.stages.base import Progress
 
         setup_logging(quiet or as_json)
         pipe = Pipeline.load(pipeline).with_settings(set_)
@@ -78,13 +81,8 @@ def register(app: typer.Typer) -> None:
             print_json({"pipeline": pipe.spec.name, "run_dir": str(pipe.root(out)), "stages": rows}) if as_json \
                 else out_console.print(plan_table(rows))
             return
-        if quiet or as_json:
-            rep = pipe.run(out, keep_going=keep_going, require_all=require_all, progress=Progress())
-        elif interactive():
-            with RichProgress(err_console) as bars:
-                rep = pipe.run(out, keep_going=keep_going, require_all=require_all, progress=bars)
-        else:
-            rep = pipe.run(out, keep_going=keep_going, require_all=require_all, progress=PlainProgress())
+        with progress_for(quiet or as_json) as progress:
+            rep = pipe.run(out, keep_going=keep_going, require_all=require_all, progress=progress)
         root = Path(rep["run_dir"])
         if as_json:
             print_json(rep)
@@ -92,7 +90,7 @@ def register(app: typer.Typer) -> None:
             out_console.print(stages_table(rep))
             err_console.print(f"report: {root / 'report.md'}\n        {root / 'report.json'}", highlight=False)
         if rep["status"] == "failed":
-            err_console.print(f"[bold red]{failed_summary(rep)}[/]", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]{escape(failed_summary(rep))}[/]", highlight=False, soft_wrap=True)
             raise typer.Exit(1)
 
     @app.command("presets")
@@ -101,21 +99,26 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
     ) -> None:
         """List the shipped pipelines (`lottery run NAME`), or with --stages the stage kinds a spec may use."""
-        from pipelines import gates, presets
-        from pipelines import stages as registry
+        from pipelines import gates, presets, registry
 
         if stages:
-            items = {k: {"description": d, "needs": list(registry.get(k).needs),
-                         "metrics": list(registry.get(k).metrics),
-                         "gates": gates.valid_for(registry.get(k).metrics)} for k, d in registry.names().items()}
+            items = {m.name: {"description": m.summary, "command": " ".join(m.command), "needs": list(m.needs),
+                              "produces": list(m.produces), "metrics": list(m.metrics),
+                              "gates": gates.valid_for(m.metrics), "default_gates": m.default_gates(m.settings()),
+                              "settings": {d: default for d, _, default, _ in m.settings.leaves()}}
+                     for m in registry.all_methods()}
             if as_json:
                 print_json(items)
                 return
-            t = Table(title="stage kinds")
-            for col in ("kind", "description", "needs", "gates"):
+            t = Table(title="stage kinds (methods) and their settings' defaults")
+            for col in ("kind", "description", "needs", "settings (defaults)", "gates (default)"):
                 t.add_column(col)
             for k, v in items.items():
-                t.add_row(k, v["description"], ", ".join(v["needs"]) or "-", ", ".join(v["gates"]) or "-")
+                defaults = ", ".join(f"{d}={show(x)}" for d, x in v["settings"].items())
+                valid = ", ".join(f"{g}={v['default_gates'][g]:g}" if g in v["default_gates"] else g
+                                  for g in v["gates"])
+                t.add_row(k, escape(v["description"]), ", ".join(v["needs"]) or "-", escape(defaults) or "-",
+                          escape(valid) or "-")
             out_console.print(t)
             return
         items = presets.names()

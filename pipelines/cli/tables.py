@@ -11,8 +11,11 @@ from pipelines.cli.common import pct
 VERDICT_STYLE = {"winning": "bold green", "matches-dense": "yellow", "below-dense": "red", "dense": "dim"}
 
 
-def levels_table(report: dict[str, Any]) -> Table:
-    t = Table(title=f"{report['finder']}: {report['model']} on {report['dataset']} "
+def levels_table(rep: dict[str, Any]) -> Table:
+    """The per-level table of a finder's report (details.levels), with the controls and verdicts."""
+    report = rep["details"]
+    sc = rep["scope"]
+    t = Table(title=f"{rep['method']}: {sc['model']} on {sc['dataset']} "
                     f"(seeds {', '.join(map(str, report['seeds']))}; test accuracy %)")
     t.add_column("level", justify="right")
     t.add_column("density %", justify="right")
