@@ -60,6 +60,7 @@ class Record:
     artifacts: dict[str, Path]
     notes: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    inputs: list[dict[str, Any]] = field(default_factory=list)  # [{kind, path, sha256}] it was made from
 
 
 @dataclass
@@ -138,6 +139,11 @@ class Method:
     baseline: bool = False            # its metrics are what relative gates compare against
     scope_flags: tuple[str, ...] = tuple(f for f in Scope.__dataclass_fields__)
     available: Callable[[Any], tuple[bool, str]] | None = None
+    needs_from: Callable[[Any], tuple[str, ...]] | None = None  # settings that narrow `needs` (bench's artifact)
+
+    def inputs(self, settings: Any) -> tuple[str, ...]:
+        """The artifact kinds this method consumes with these settings."""
+        return self.needs if self.needs_from is None else self.needs_from(settings)
 
     def default_gates(self, settings: Any) -> dict[str, float]:
         return dict(self.gates(settings) if callable(self.gates) else self.gates)

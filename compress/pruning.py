@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 
 import torch
@@ -61,3 +62,43 @@ def prune(model: nn.Module, mask: Mask, scores: dict[str, torch.Tensor], fractio
         raise AssertionError(f"selection '{selection}' grew the mask; masks may only shrink")
     guard.check(model, new, allow_collapse, input_shape)
     return new
+
+
+def step_fractions(mask: Mask, fractions: dict[str, float], start: dict[str, int], k: int, iterations: int,
+                   pooled: bool) -> dict[str, float]:
+    """Fractions that bring step k of `iterations` to density (1 - f)^(k/iterations) of the start counts."""
+    out = {n: 0.0 for n in mask}
+    live = [n for n in mask if fractions.get(n, 0.0) > 0]
+    if not live:
+        return out
+    if pooled:  # global and ERK rank the pooled layers together: one fraction of the pooled count
+        f = max(fractions[n] for n in live)
+        kept = sum(int(mask[n].sum()) for n in live)
+        target = sum(start[n] for n in live) * (1 - f) ** (k / iterations)
+        return out | {n: max(0.0, 1 - target / kept) if kept else 0.0 for n in live}
+    for n in live:
+        kept = int(mask[n].sum())
+        out[n] = max(0.0, 1 - start[n] * (1 - fractions[n]) ** (k / iterations) / kept) if kept else 0.0
+    return out
+
+
+def score_and_select(model: nn.Module, mask: Mask, scorer: str, fractions: dict[str, float],
+                     selection: str = "global", iterations: int = 1, allow_collapse: bool = False,
+                     input_shape: tuple[int, ...] | None = None, **options: object) -> Mask:
+    """Score the masked `model` with `scorer` and select; with iterations > 1 prune in small steps,
+    rescoring the pruned net each time (SynFlow's schedule). Any scorer works with any selection."""
+    from compress import scoring
+    from compress.selection.nm import is_nm
+
+    fn = scoring.get(scorer)
+    iterations = 1 if is_nm(selection) else iterations  # an N:M pattern is reached in one step
+    start = {n: int(m.sum()) for n, m in mask.items()}
+    current = mask
+    for k in range(1, iterations + 1):
+        net = current.apply(copy.deepcopy(model))
+        scores = fn(net, input_shape=input_shape, **options)
+        step = step_fractions(current, fractions, start, k, iterations, selection in ("global", "erk"))
+        # Intermediate (denser) steps skip the guard; the final mask is what must stay connected.
+        current = prune(model, current, scores, step, selection, allow_collapse=allow_collapse or k < iterations,
+                        input_shape=input_shape, **options)
+    return current

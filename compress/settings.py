@@ -57,7 +57,7 @@ class PruneHparams(Hparams):
 
     rate: float = setting(0.2, help="Fraction of the remaining weights removed per round.")
     selection: str = setting("layerwise", help="How scores become a mask: layerwise, global, erk, or an N:M "
-                                              "pattern such as 2:4.")
+                                              "pattern such as 2:4 (finetune: empty keeps the ticket's mask).")
     output_rate_factor: float = setting(0.5, help="The output layer is pruned at rate x this (LTH paper: 0.5).")
     layer_rates: tuple[str, ...] = setting((), flag="layer-rate", help="Per-layer rate NAME=RATE (NAME may be a glob).")
     exclude: tuple[str, ...] = setting((), help="Layers never pruned: NAME, glob, first or last.")
@@ -80,13 +80,13 @@ class PruneHparams(Hparams):
                 check_range(f"rate of {name}", float(value), 0.0, 1.0, hi_open=True)
             except ValueError as e:
                 raise UsageError(f"layer rate '{item}': '{value}' is not a number.") from e
-        valid = ("layerwise", "global", "erk")
+        valid = ("layerwise", "global", "erk", "")
         if ":" in self.selection:
             from compress.sparsity import nm
 
             nm.parse(self.selection)
         elif self.selection not in valid:
-            raise UsageError(f"selection must be one of {', '.join(valid)} or an N:M pattern such as 2:4; "
+            raise UsageError(f"selection must be one of layerwise, global, erk or an N:M pattern such as 2:4; "
                              f"got '{self.selection}'.")
 
 

@@ -1,6 +1,6 @@
 """Where an artifact runs: a registry of deploy targets keyed by artifact suffix.
 
-A target takes files (`.onnx`, `.plan`, `.tflite`), never `nn.Module`s, and implements:
+A target takes files (`.onnx`, `.plan`, `.tflite`, a ticket directory), never `nn.Module`s, and implements:
 - `available() -> tuple[bool, str]`: can it run here, and if not, why (e.g. "no CUDA GPU");
 - `evaluate(artifact, x, y) -> dict`: test accuracy and outputs on in-memory data;
 - `benchmark(artifact, input_shape, batch_sizes) -> dict`: latency p50/p90 and throughput.
@@ -35,6 +35,7 @@ class Target(Protocol):
 _BY_SUFFIX: dict[str, Callable[..., Target]] = {}
 # One line per target module (each calls `register` at import).
 TARGET_MODULES: list[str] = [
+    "deploy_targets.torch_eager",
     "deploy_targets.onnxruntime",
     "deploy_targets.tensorrt",
     "deploy_targets.arm_lce",
@@ -51,9 +52,9 @@ def _load() -> None:
 
 
 def for_artifact(path: str | Path, **options: Any) -> Target:
-    """The deploy target that runs `path`, chosen by its suffix."""
+    """The deploy target that runs `path`, chosen by its suffix (a ticket directory runs in PyTorch eager)."""
     _load()
-    suffix = Path(path).suffix
+    suffix = "" if Path(path).is_dir() else Path(path).suffix
     if suffix not in _BY_SUFFIX:
         raise UsageError(f"no deploy target runs '{suffix or Path(path).name}' files; supported: "
                          f"{', '.join(sorted(_BY_SUFFIX)) or 'none installed'}.")

@@ -122,7 +122,7 @@ class LceTarget:
         out = self.run(artifact)
         keys = ("latency_ms_p50", "latency_ms_p90", "latency_ms_mean", "iters", "warmup")
         row = {k: out[k] for k in keys}
-        row["throughput_per_s"] = 1e3 / out["latency_ms_p50"] if out["latency_ms_p50"] > 0 else float("inf")
+        row["throughput_sps"] = 1e3 / out["latency_ms_p50"] if out["latency_ms_p50"] > 0 else float("inf")
         return {"target": self.name, "threads": out["threads"], "static_batch": 1, "kernels": out["kernels"],
                 "batch": {"1": row}, **({"lce_benchmark_model": out["lce_benchmark_model"]}
                                          if "lce_benchmark_model" in out else {})}

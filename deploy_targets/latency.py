@@ -40,7 +40,7 @@ def sweep(make_runner: Callable[[int], Runner], batch_sizes: tuple[int, ...], wa
     out = {}
     for b in batch_sizes:
         r = measure(make_runner(b), warmup, iters, sync)
-        r["throughput_per_s"] = b / (r["latency_ms_p50"] / 1e3) if r["latency_ms_p50"] > 0 else float("inf")
+        r["throughput_sps"] = b / (r["latency_ms_p50"] / 1e3) if r["latency_ms_p50"] > 0 else float("inf")
         out[str(b)] = r
     return out
 

@@ -1,9 +1,11 @@
-"""`export_lce`: a binarized ticket -> a verified `model.tflite` for Larq Compute Engine (bit-packed binary ops).
+"""`export_lce` (`lottery export lce INPUT`): a binarized ticket -> `model.tflite` for Larq Compute Engine
+(bit-packed binary ops), its parity with PyTorch measured on the whole test set (the gates judge it).
 
 PyTorch side only: describe the network (export.lce_graph), run the TensorFlow worker (export.lce_worker) in a
-torch-free subprocess, then verify the result against PyTorch on the whole test set (export.verify_lce) before
-`model.tflite` and `export.json` are written. Larq Compute Engine: Bannink et al., "Larq Compute Engine:
-Design, Benchmark, and Deploy State-of-the-Art Binarized Neural Networks" (MLSys 2021).
+torch-free subprocess, then measure the result against PyTorch (export.verify_lce) and write `model.tflite`.
+Refused: a float ticket (nothing to bit-pack), layers LCE cannot express, a binary layer that lost its bit-packed
+op. Larq Compute Engine: Bannink et al., "Larq Compute Engine: Design, Benchmark, and Deploy State-of-the-Art
+Binarized Neural Networks" (MLSys 2021).
 """
 
 from __future__ import annotations
@@ -15,22 +17,21 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-from torch import nn
-
-from compress import data as datasets
-from compress.binarize.layers import BINARY_TYPES
 from compress.errors import BackendUnavailableError, UsageError
-from compress.io import atomic_write_bytes, save_json
-from compress.ticket import Ticket
-from compress.train import predict
+from compress.hparams import Hparams
+from compress.method import Context, Method, Output
 from export.errors import ExportError
-from export.lce_graph import Graph, describe
-from export.verify_lce import verify
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from export.lce_graph import Graph
 
 log = logging.getLogger("lottery")
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +49,8 @@ class WorkerError(ExportError):
 
 def to_nhwc(x: np.ndarray) -> np.ndarray:
     """Torch NCHW samples -> the NHWC layout of the .tflite input (vectors unchanged)."""
+    import numpy as np
+
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1) if x.ndim == 4 else x, dtype=np.float32)
 
 
@@ -74,6 +77,8 @@ def run_worker(jobs: list[Path]) -> None:
 
 
 def require_binary(model: nn.Module, where: str) -> None:
+    from compress.binarize.layers import BINARY_TYPES
+
     if not any(isinstance(m, BINARY_TYPES) for m in model.modules()):
         raise NotBinaryError(f"{where} is a float (non-binarized) ticket: it has no BinaryConv2d/BinaryLinear "
                              "layer for LCE to bit-pack. Binarize it first (`lottery binarize RUN_DIR`) or find "
@@ -81,6 +86,8 @@ def require_binary(model: nn.Module, where: str) -> None:
 
 
 def prepare_job(job: Path, graph: Graph, x: np.ndarray | None) -> Path:
+    import numpy as np
+
     job.mkdir(parents=True, exist_ok=True)
     (job / "graph.json").write_text(json.dumps(graph.to_json()))
     np.savez(job / "arrays.npz", **graph.arrays)
@@ -90,8 +97,10 @@ def prepare_job(job: Path, graph: Graph, x: np.ndarray | None) -> Path:
 
 
 def export_model(model: nn.Module, input_shape: tuple[int, ...], x: torch.Tensor, y: torch.Tensor, job: Path,
-                 min_agreement: float = 0.99, convert: bool = True) -> dict[str, Any]:
+                 min_agreement: float = 0.99, convert: bool = True) -> dict[str, Any]:  # min_agreement: recorded
     """Describe, convert (in `job`) and verify `model`; returns the verification report (no final files)."""
+    from export.lce_graph import describe
+
     model = model.eval()
     graph = describe(model, input_shape)
     for w in graph.warnings:
@@ -105,18 +114,27 @@ def export_model(model: nn.Module, input_shape: tuple[int, ...], x: torch.Tensor
 def finish_job(job: Path, graph: Graph, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                min_agreement: float) -> dict[str, Any]:
     """Verification of a converted job dir against PyTorch (see export.verify_lce)."""
+    import numpy as np
+
+    from compress.train import predict
+    from export.verify_lce import verify
+
     torch_out = predict(model.eval(), x).numpy()
     lce_out = np.load(job / "lce_out.npy")
     ops = json.loads((job / "ops.json").read_text())
     report = verify(graph, ops, torch_out, lce_out, y.numpy(), min_agreement)
     report["warnings"] = list(graph.warnings)
     report["tflite_bytes"] = (job / "model.tflite").stat().st_size
+    report["lce_logits"] = lce_out
     return report
 
 
-def export_lce(ticket_dir: str | Path, out: str | Path | None = None, dataset: str | None = None,
-               min_agreement: float = 0.99) -> dict[str, Any]:
-    """Export the ticket in `ticket_dir` to `OUT/model.tflite` (default TICKET/lce) + `export.json`, verified."""
+def export_lce(ticket_dir: str | Path, out_dir: str | Path, dataset: str | None = None) -> dict[str, Any]:
+    """Export the ticket in `ticket_dir` to `out_dir/model.tflite`; returns what was measured (parity included)."""
+    from compress import data as datasets
+    from compress.io import atomic_write_bytes
+    from compress.ticket import Ticket
+
     ticket_dir = Path(ticket_dir)
     ticket = Ticket.load(ticket_dir)
     model = ticket.model("final").eval()
@@ -125,18 +143,55 @@ def export_lce(ticket_dir: str | Path, out: str | Path | None = None, dataset: s
     if not ds_name:
         raise UsageError(f"the ticket in {ticket_dir} does not record its dataset; pass --dataset.")
     x, y = datasets.get(ds_name).split("test")
-    out_dir = Path(out) if out is not None else ticket_dir / "lce"
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     job = Path(tempfile.mkdtemp(prefix=".lce-job-", dir=out_dir))
     try:
-        report = export_model(model, tuple(ticket.spec.input_shape), x, y, job, min_agreement)
-        artifact = out_dir / "model.tflite"
-        atomic_write_bytes(artifact, (job / "model.tflite").read_bytes())
+        report = export_model(model, tuple(ticket.spec.input_shape), x, y, job)
+        artifact = atomic_write_bytes(out_dir / "model.tflite", (job / "model.tflite").read_bytes())
     finally:
         shutil.rmtree(job, ignore_errors=True)
-    report = {"artifact": str(artifact), "format": "tflite (Larq Compute Engine, target arm)",
-              "ticket_dir": str(ticket_dir.resolve()), "model": ticket.spec.name, "dataset": ds_name,
-              "input_shape": list(ticket.spec.input_shape), "input_layout": "NHWC" if x.ndim == 4 else "NF",
-              "density": ticket.density, "size_bytes": artifact.stat().st_size, "note": NOTE, **report}
-    save_json(out_dir / "export.json", report)
-    return report
+    return {"artifact": artifact, "format": "tflite (Larq Compute Engine, target arm)", "model": ticket.spec.name,
+            "dataset": ds_name, "input_shape": list(ticket.spec.input_shape),
+            "input_layout": "NHWC" if x.ndim == 4 else "NF", "density": ticket.density,
+            "file_bytes": artifact.stat().st_size, "note": NOTE, **report}
+
+
+@dataclass(frozen=True)
+class ExportLceHparams(Hparams):
+    """The LCE export has no knobs of its own yet: conventions follow the binarized ticket."""
+
+
+def available(hp: Any) -> tuple[bool, str]:
+    import importlib.util
+
+    missing = [m for m in ("tensorflow", "larq", "larq_compute_engine") if importlib.util.find_spec(m) is None]
+    return (False, f"{', '.join(missing)} not installed (install lottery[edge])") if missing else (True, "")
+
+
+def run(ctx: Context) -> Output:
+    import torch
+
+    from compress.measure import agreement
+
+    rep = export_lce(ctx.input("binary_ticket"), ctx.dir, ctx.scope.dataset)
+    base = None if ctx.baseline is None else ctx.baseline.artifacts.get("predictions")
+    metrics = {"test_acc": rep["lce_test_acc"], "torch_test_acc": rep["torch_test_acc"], "density": rep["density"],
+               "file_bytes": rep["file_bytes"], "parity_agreement": rep["agreement"],
+               "parity_max_abs_diff": rep["max_abs_diff"], "packed_fraction": rep["packed_fraction"],
+               "binary_layer_bits_per_weight": rep["binary_bits_per_weight"],
+               "agreement": agreement(base, torch.from_numpy(rep.pop("lce_logits").argmax(1)))}
+    details = {k: v for k, v in rep.items() if k not in ("artifact", "note")}
+    return Output(metrics, {"tflite": rep["artifact"]}, [rep["note"], *rep.get("warnings", [])], details)
+
+
+METHOD = Method(
+    name="export_lce", command=("export", "lce"), settings=ExportLceHparams, run=run, available=available,
+    summary="Export a binarized ticket to a bit-packed Larq Compute Engine .tflite; parity measured and gated",
+    doc="Binary layers with binary activations become LceBconv2d with bit-packed weights (ternary layers exactly, "
+        "as two averaged binary kernels); the LCE interpreter is checked against PyTorch on the whole test set.",
+    needs=("binary_ticket",), produces=("tflite",),
+    metrics=("test_acc", "torch_test_acc", "density", "file_bytes", "parity_agreement", "parity_max_abs_diff",
+             "packed_fraction", "binary_layer_bits_per_weight", "agreement"),
+    gates={"min_parity": 0.99, "min_packed_fraction": 0.5},
+)

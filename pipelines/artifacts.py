@@ -82,7 +82,7 @@ def record_of(path: Path) -> Record | None:
         arts = {k: (folder / v).resolve() for k, v in data.get("artifacts", {}).items()}
         if path in arts.values():
             return Record(data["name"], data["method"], data["key"], dict(data.get("metrics", {})), arts,
-                          list(data.get("notes", [])), dict(data.get("details", {})))
+                          list(data.get("notes", [])), dict(data.get("details", {})), list(data.get("inputs", [])))
     return None
 
 

@@ -49,8 +49,8 @@ def size_plot(root: Path, rep: dict[str, Any]) -> Path | None:
     # Benchmark stages only re-measure the artifact before them: one bar per stage that made something.
     from pipelines.report import size_of
 
-    rows = [(f"{r['name']} ({size_of(r['metrics'])[1]})", size_of(r["metrics"])[0]) for r in rep["stages"]
-            if size_of(r["metrics"])[0] and r["method"] not in ("bench", "deploy_edge")]
+    rows = [(f"{r['name']} ({size_of(r)[1]})", size_of(r)[0]) for r in rep["stages"]
+            if size_of(r)[0] and r["method"] not in ("bench", "deploy_edge")]
     if not rows:
         return None
     plt = _plt()

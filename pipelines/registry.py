@@ -14,7 +14,15 @@ from compress.method import Method
 METHOD_MODULES: list[str] = [
     "compress.finders.dense",
     "compress.finders.imp",
+    "compress.finders.pai",
+    "compress.finders.mpt",
+    "compress.finders.retrain",
+    "compress.finders.finetune",
+    "compress.binarize.method",
     "export.onnx",
+    "export.lce",
+    "deploy_targets.bench",
+    "deploy_targets.edge_deploy",
 ]
 
 _METHODS: dict[str, Method] = {}

@@ -89,8 +89,12 @@ def _fmt(x: Any, kind: str) -> str:
     return str(x)
 
 
-def size_of(m: dict[str, Any]) -> tuple[Any, str]:
-    """An artifact's bytes on disk, else a ticket's storage model; the label says which."""
+def size_of(rec: dict[str, Any]) -> tuple[Any, str]:
+    """A stage's size as its kind: a ticket's storage model, an artifact's bytes on disk; the label says which."""
+    m = rec.get("metrics", {})
+    files = {"onnx", "tflite", "plan"} & set(rec.get("artifacts", {}))
+    if m.get("storage_bytes") is not None and not files and rec.get("method") not in ("bench", "deploy_edge"):
+        return m["storage_bytes"], "storage"
     return (m["file_bytes"], "file") if m.get("file_bytes") is not None else (m.get("storage_bytes"), "storage")
 
 
@@ -110,7 +114,7 @@ def markdown(rep: dict[str, Any]) -> str:
     for r in rep["stages"]:
         m = r["metrics"]
         status = r["status"] + (" (resumed)" if r["resumed"] else "")
-        size, what = size_of(m)
+        size, what = size_of(r)
         lines.append(f"| {r['index']} | {r['name']} | {r['method']} | {status} | `{main_artifact(r)}` | "
                      f"{_fmt(size, 'bytes')}{f' ({what})' if size is not None else ''} | "
                      f"{_fmt(m.get('test_acc'), 'acc')} | {_fmt(m.get('latency_ms_p50'), 'ms')} | "

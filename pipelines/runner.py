@@ -102,7 +102,7 @@ class Pipeline:
             explicit = None
             stage_parent = parent
             if s.input is not None:
-                need = s.method.needs[0] if s.method.needs else "model"
+                need = s.method.inputs(s.hp)[0] if s.method.needs else "model"
                 explicit = arts.resolve_input(s.input, need, **self.input_options)
                 stage_parent = stage_key("input", arts.content_sha256(explicit[1]), parent)
             key = stage_key(s.kind, s.hp.digest(), stage_parent)
@@ -211,7 +211,7 @@ class _Run:
             if rec is not None:
                 records[kind] = rec
             return inputs, records
-        for need in p.spec.method.needs:
+        for need in p.spec.method.inputs(p.spec.hp):
             kinds = need.split("|")
             found = next(((k, r) for r in reversed(self.done) for k in kinds if k in r.artifacts), None)
             if found is None:
@@ -275,7 +275,7 @@ class _Run:
         self.records[-1]["wall_s"] = round(time.perf_counter() - t0, 3)
         paths = {k: (Path(v) if Path(v).is_absolute() else p.dir / v).resolve() for k, v in out.artifacts.items()}
         return Record(p.spec.name, p.spec.kind, p.key, _clean(out.metrics), paths, list(out.notes),
-                      _clean(out.details)), out
+                      _clean(out.details), list(self.records[-1].get("inputs", []))), out
 
     def _unavailable(self, p: Planned, rec: dict[str, Any], out: Output, result: Record) -> None:
         rec.update(status="skipped", gate="skipped", reason=out.unavailable, metrics=result.metrics,
@@ -337,7 +337,7 @@ def _load_result(path: Path, p: Planned) -> Record:
             raise RunDirError(f"{path_} ('{kind}' of stage '{p.spec.name}') is missing; the run directory was "
                               f"altered. Delete {path} to redo that stage.")
     return Record(data["name"], data["method"], data["key"], dict(data.get("metrics", {})), paths,
-                  list(data.get("notes", [])), dict(data.get("details", {})))
+                  list(data.get("notes", [])), dict(data.get("details", {})), list(data.get("inputs", [])))
 
 
 def _clean(obj: Any) -> Any:

@@ -126,7 +126,7 @@ def _parse(raw: dict[str, Any], source: str) -> PipelineSpec:
     for i, item in enumerate(items):
         spec = _stage(item, i, settings.scope(), {s.name for s in specs})
         method = spec.method
-        missing = [n for n in method.needs if spec.input is None and not set(n.split("|")) & produced]
+        missing = [n for n in method.inputs(spec.hp) if spec.input is None and not set(n.split("|")) & produced]
         if missing:
             makers = sorted(m.name for m in registry.all_methods() if set(missing[0].split("|")) & set(m.produces))
             raise SpecError(f"stage '{spec.name}' ({spec.kind}) needs a {missing[0].replace('|', ' or ')}, which no "

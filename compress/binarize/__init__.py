@@ -1,9 +1,20 @@
-"""Binarization: binary layers (compress.binarize.layers) and the model transforms that use them."""
+"""Binarization: binary layers (compress.binarize.layers), the model transforms that use them, scored layers
+(MPT) and the `binarize` method. Loaded on first use, so the torch-free method module imports instantly."""
 
-from compress.binarize.layers import BINARY_TYPES, BinaryConv2d, BinaryLinear, from_float, sign, ste_sign
+from __future__ import annotations
 
-__all__ = ["BINARY_TYPES", "BinaryConv2d", "BinaryLinear", "from_float", "sign", "ste_sign"]
+from typing import Any
 
-from compress.binarize.transform import binarize_model, default_layers  # noqa: E402  (registers the transform)
+_LAZY = {"BINARY_TYPES": "layers", "BinaryConv2d": "layers", "BinaryLinear": "layers", "from_float": "layers",
+         "sign": "layers", "ste_sign": "layers", "binarize_model": "transform", "default_layers": "transform"}
 
-__all__ += ["binarize_model", "default_layers"]
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"compress.binarize.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'compress.binarize' has no attribute {name!r}")
+
+
+__all__ = list(_LAZY)

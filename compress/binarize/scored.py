@@ -22,7 +22,6 @@ from compress.hparams import check_range
 from compress.models.transforms import register
 
 SCORE_INITS = ("kaiming_uniform", "kaiming_normal", "uniform")
-SELECTIONS = ("layerwise", "global")
 
 
 class ScoredMixin(BinaryMixin):
@@ -73,32 +72,18 @@ def scored_layers(model: nn.Module) -> dict[str, ScoredMixin]:
     return {n: m for n, m in model.named_modules() if isinstance(m, ScoredMixin)}
 
 
-def n_keep(numel: int, keep: float) -> int:
-    """Weights kept out of `numel` at keep rate `keep` (at least one)."""
-    return max(1, min(numel, round(keep * numel)))
-
-
 @torch.no_grad()
-def topk_masks(scores: dict[str, torch.Tensor], keep: float, selection: str = "layerwise") -> dict[str, torch.Tensor]:
-    """Exactly n_keep(n, keep) largest |score| per layer (`layerwise`) or over all layers pooled (`global`)."""
+def topk_masks(scores: dict[str, torch.Tensor], keep: float, selection: str = "layerwise",
+               **options: object) -> dict[str, torch.Tensor]:
+    """The kept weights by |score| through compress.selection (deterministic ties; layerwise, global, erk or an
+    N:M pattern, whose pattern fixes the density), `keep` = fraction of weights kept."""
+    from compress.mask import Mask
+    from compress.selection import get
+
     check_range("keep", keep, 0.0, 1.0, lo_open=True)
-    if selection not in SELECTIONS:
-        raise UsageError(f"selection must be one of {', '.join(SELECTIONS)}, got '{selection}'.")
-    if selection == "layerwise":
-        groups = [[n] for n in scores]
-    else:
-        groups = [list(scores)]
-    out: dict[str, torch.Tensor] = {}
-    for names in groups:
-        flat = torch.cat([scores[n].abs().flatten() for n in names])
-        sel = torch.zeros(flat.numel(), dtype=torch.bool)
-        sel[torch.topk(flat, n_keep(flat.numel(), keep), sorted=False).indices] = True
-        offset = 0
-        for n in names:
-            size = scores[n].numel()
-            out[n] = sel[offset : offset + size].reshape(scores[n].shape)
-            offset += size
-    return out
+    magnitudes = {n: s.detach().abs() for n, s in scores.items()}
+    full = Mask({n: torch.ones_like(s, dtype=torch.bool) for n, s in scores.items()})
+    return dict(get(selection)(magnitudes, full, {n: 1.0 - keep for n in scores}, **options))
 
 
 def update_masks(model: nn.Module, keep: float, selection: str) -> None:

@@ -51,12 +51,12 @@ def summarize(model: nn.Module) -> dict[str, Any]:
         "params": sum(r["params"] for r in rows),
         "bits_total": bits,
         "float32_bits_total": f32,
-        "size_bytes": -(-bits // 8),
-        "float32_size_bytes": f32 // 8,
         "compression": f32 / bits if bits else 1.0,
         "binary_bits": sum(r["bits"] for r in binary),
         "binary_float32_bits": sum(r["float32_bits"] for r in binary),
-        "bits_per_weight": bits / max(1, sum(r["params"] for r in rows)),
+        "bits_per_weight": bits / max(1, sum(r["params"] for r in rows)),  # whole model, biases and scales included
+        "binary_layer_bits_per_weight": (sum(r["bits"] for r in binary) / max(1, sum(r["params"] for r in binary))
+                                         if binary else None),
         "ternary": any(r["ternary"] for r in binary),
     }
 
@@ -69,7 +69,7 @@ def summary_text(s: dict[str, Any]) -> str:
         lines.append(f"{r['layer']:<14}{r['kind']:<14}{r['weight_bits']:>7}{r['act_bits']:>7}{r['params']:>10}"
                      f"{r['kept']:>10}{r['bits']:>12}")
     lines.append("-" * len(head))
-    lines.append(f"total: {s['params']} params, {s['size_bytes']} bytes stored vs {s['float32_size_bytes']} bytes "
+    lines.append(f"total: {s['params']} params, {s['bits_total']} bits stored vs {s['float32_bits_total']} bits "
                  f"float32 ({s['compression']:.1f}x smaller); binarized layers {s['binary_bits']} bits vs "
                  f"{s['binary_float32_bits']} float32 bits" + (" (ternary: pruned weights are exact zeros)"
                                                                 if s["ternary"] else ""))

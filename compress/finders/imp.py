@@ -39,6 +39,8 @@ class ImpHparams(Hparams):
     controls: ControlHparams = setting(factory=ControlHparams, prefix="", help="Sanity-check controls.")
 
     def validate(self) -> None:
+        if not self.prune.selection:
+            raise UsageError("IMP needs a selection (layerwise, global, erk or an N:M pattern such as 2:4).")
         if self.rewind == "iter" and self.rewind_iter < 1:
             raise UsageError("rewind 'iter' needs rewind_iter >= 1 (the dense run's iteration to rewind to).")
         if self.level > self.rounds:

@@ -1,41 +1,28 @@
-"""Multi-Prize Tickets (Diffenderfer & Kailkhura, ICLR 2021; biprop): prune and binarize a random network.
+"""`mpt` (`lottery find mpt`): Multi-Prize Tickets (Diffenderfer & Kailkhura, ICLR 2021; biprop): prune and
+binarize a random network.
 
-Per seed: level 0 trains the float network of the same architecture (the comparison); level 1 freezes the
-random weights, learns one score per weight (edge-popup straight-through gradients) and keeps the top-k
-scored weights, binarized as alpha * sign(w) (alpha = mean |w| over the kept weights of a layer).
-`act="float"` is MPT-1/32, `act="binary"` MPT-1/1 (sign activations, straight-through estimator).
-The ticket is saved with BinaryConv2d/BinaryLinear layers (keep = top-k mask, scale "layer"), its scores
-beside it in scores.safetensors.
+Per seed: level 0 (with `baseline`) trains the float network of the same architecture (the comparison); level 1
+freezes the random weights, learns one score per weight (edge-popup straight-through gradients) and keeps the
+top scored weights (through compress.selection: deterministic ties; layerwise, global, erk or N:M), binarized as
+alpha * sign(w) (alpha = mean |w| over the kept weights of a layer). `act="binary"` is MPT-1/1 (sign
+activations, what LCE bit-packs), `act="float"` MPT-1/32. The ticket is saved with BinaryConv2d/BinaryLinear
+layers (keep = the selected mask, scale "layer"), its scores beside it in scores.safetensors.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
-import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import torch
-from torch import nn
-
-from compress.binarize.scored import SCORE_INITS, SELECTIONS, scored_layers, scored_model, update_masks
-from compress.binarize.summary import summarize
-from compress.binarize.transform import ACTS, all_layers
-from compress.data import Dataset
-from compress.errors import UsageError
-from compress.finders.hparams import ControlHparams, FindHparams
-from compress.finders.rundir import level_dir
-from compress.hparams import check_range, field
-from compress.io import load_json, save_tensors
-from compress.mask import Mask
-from compress.models import ModelSpec, build
-from compress.ticket import TICKET_FILE, Ticket, _index
-from compress.train import TrainHparams, evaluate, train
+from compress.hparams import Hparams, setting
+from compress.method import Context, Method, Output
+from compress.settings import ControlHparams, TrainHparams
 
 log = logging.getLogger("lottery")
+ACTS = ("binary", "float")
 WEIGHT_INITS = ("kaiming_normal", "signed_constant")
+SCORE_INITS = ("kaiming_uniform", "kaiming_normal", "uniform")
 BNS = ("affine", "plain", "none")
 
 
@@ -44,62 +31,81 @@ def _score_train() -> TrainHparams:
 
 
 @dataclass(frozen=True)
-class MptHparams(FindHparams):
-    keep: float = 0.5                 # fraction of weights KEPT (biprop's prune_rate)
-    act: str = "float"                # float: MPT-1/32; binary: MPT-1/1
-    selection: str = "layerwise"      # top-k per layer or over all layers
-    score_init: str = "kaiming_uniform"
-    weight_init: str = "kaiming_normal"
-    bn: str = "affine"                # BatchNorm after every hidden layer: learned affine, plain, or none
-    baseline: bool = True             # level 0: train the float net of the same architecture for comparison
-    scores: TrainHparams = field(default_factory=_score_train)  # training of the scores (and BN affine)
-    controls: ControlHparams = field(default_factory=lambda: ControlHparams(controls=()))
+class MptHparams(Hparams):
+    keep: float = setting(0.5, lo=0.0, hi=1.0, lo_open=True, help="Fraction of weights KEPT (biprop's prune_rate).")
+    act: str = setting("binary", choices=ACTS, help="binary: MPT-1/1 (binary activations, bit-packed by LCE); "
+                                                    "float: MPT-1/32.")
+    selection: str = setting("layerwise", help="How scores become the kept set: layerwise, global, erk, or an N:M "
+                                               "pattern such as 2:4 (which fixes the density).")
+    score_init: str = setting("kaiming_uniform", choices=SCORE_INITS, help="Initialization of the scores.")
+    weight_init: str = setting("kaiming_normal", choices=WEIGHT_INITS, help="The frozen random weights.")
+    bn: str = setting("affine", choices=BNS, help="BatchNorm after every hidden layer: learned affine, plain, or "
+                                                  "none (models with their own BatchNorm need none).")
+    baseline: bool = setting(True, help="Level 0: also train the float net of the same architecture to compare.")
+    scores: TrainHparams = setting(factory=_score_train, prefix="", help="Training of the scores (and BN affine).")
+    baseline_train: TrainHparams = setting(factory=TrainHparams, prefix="baseline-", model_defaults=True,
+                                           help="Training of the level-0 float comparison.")
+    controls: ControlHparams = setting(factory=lambda: ControlHparams(controls=()), prefix="",
+                                       help="Sanity-check controls (none by default: the weights are random).")
 
     def validate(self) -> None:
-        check_range("keep", self.keep, 0.0, 1.0, lo_open=True)
-        for name, value, valid in (("act", self.act, ACTS), ("selection", self.selection, SELECTIONS),
-                                   ("score_init", self.score_init, SCORE_INITS),
-                                   ("weight_init", self.weight_init, WEIGHT_INITS), ("bn", self.bn, BNS)):
-            if value not in valid:
-                raise UsageError(f"{name} must be one of {', '.join(valid)}, got '{value}'.")
+        from compress.settings import PruneHparams
+
+        PruneHparams(selection=self.selection)  # the same words for an unknown selection
 
 
-def base_spec(spec: ModelSpec, hp: MptHparams) -> ModelSpec:
+def base_spec(spec, hp: MptHparams):
     """The float architecture (with BatchNorm when asked): level 0 trains it, level 1 scores it."""
+    from dataclasses import replace
+
     transforms = [{"name": "batchnorm", "affine": hp.bn == "affine"}] if hp.bn != "none" else []
     return replace(spec, extra={**spec.extra, "transforms": [*spec.extra.get("transforms", []), *transforms]})
 
 
-def ticket_spec(base: ModelSpec, hp: MptHparams, layers: list[str]) -> ModelSpec:
-    t = {"name": "binarize", "layers": layers, "act": hp.act, "scale": "layer"}
-    return replace(base, extra={**base.extra, "transforms": [*base.extra.get("transforms", []), t]})
-
-
-@torch.no_grad()
-def init_weights(model: nn.Module, how: str, seed: int) -> nn.Module:
+def init_weights(model, how: str, seed: int):
     """Kaiming normal (fan_in, ReLU gain) or its signed-constant variant (Ramanujan et al., 2020)."""
+    import math
+
+    import torch
+    from torch import nn
+
     g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            fan_in = m.weight[0].numel()
-            std = math.sqrt(2.0 / fan_in)
-            w = torch.randn(m.weight.shape, generator=g) * std
-            m.weight.copy_(w.sign() * std if how == "signed_constant" else w)
-            if m.bias is not None:
-                m.bias.zero_()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                std = math.sqrt(2.0 / m.weight[0].numel())
+                w = torch.randn(m.weight.shape, generator=g) * std
+                m.weight.copy_(w.sign() * std if how == "signed_constant" else w)
+                if m.bias is not None:
+                    m.bias.zero_()
     return model
 
 
-def run_seed(run: Path, hp: MptHparams, data: Dataset, spec: ModelSpec, seed: int) -> None:
+def run_seed(run: Path, hp: MptHparams, data, spec, seed: int) -> None:
     """Level 0: trained float net; level 1: the Multi-Prize Ticket. Finished levels are skipped."""
+    import copy
+
+    import torch
+
+    from compress.binarize.scored import scored_model
+    from compress.binarize.transform import all_layers
+    from compress.finders.common import level_dir
+    from compress.io import save_tensors
+    from compress.mask import Mask
+    from compress.models import build
+    from compress.ticket import TICKET_FILE, Ticket
+    from compress.train import evaluate, train
+
     base = base_spec(spec, hp)
     random_net = init_weights(build(base, seed=seed), hp.weight_init, seed)
     init = {k: v.clone() for k, v in random_net.state_dict().items()}
+    meta = {"method": "mpt", "digest": hp.digest(), "seed": seed, "dataset": data.name, "parent": None}
     l0 = level_dir(run, seed, 0)
     if hp.baseline and not (l0 / TICKET_FILE).is_file():
         model = copy.deepcopy(random_net)
-        r = train(model, data, hp.train, seed=seed)
-        _save(l0, base, init, Mask.ones_like(model), model, r.metrics(), hp, seed, 0, {})
+        r = train(model, data, hp.baseline_train, seed=seed)
+        Ticket(base, init, Mask.ones_like(model), model.state_dict(), meta={**meta, "level": 0},
+               metrics=r.metrics()).save(l0)
         log.info("seed %d level 0 (trained float): test_acc %.4f (%.1f s)", seed, r.test_acc, r.wall_s)
     l1 = level_dir(run, seed, 1)
     if (l1 / TICKET_FILE).is_file():
@@ -110,66 +116,69 @@ def run_seed(run: Path, hp: MptHparams, data: Dataset, spec: ModelSpec, seed: in
         search = scored_model(copy.deepcopy(random_net), hp.keep, hp.act, hp.selection, hp.score_init)
     r = train(search, data, hp.scores, seed=seed)
     ticket, scores = to_ticket(search, init, base, hp, layers)
-    model = ticket.model("final")
-    loss, acc = evaluate(model, data.x_test, data.y_test)
-    metrics = {**r.metrics(), "test_acc": acc, "test_loss": loss}
+    loss, acc = evaluate(ticket.model("final"), data.x_test, data.y_test)
+    ticket.meta.update({**meta, "level": 1})
+    ticket.metrics = {**r.metrics(), "test_acc": acc, "test_loss": loss}
     save_tensors(l1 / "scores.safetensors", scores)
-    _save(l1, ticket.spec, ticket.init, ticket.mask, model, metrics, hp, seed, 1, ticket.meta["binary"],
-          final=ticket.final, precision=ticket.precision)
+    ticket.save(l1)
     log.info("seed %d level 1 (MPT-1/%s, keep %.2f): test_acc %.4f (%.1f s)", seed,
              "1" if hp.act == "binary" else "32", hp.keep, acc, r.wall_s)
 
 
-def to_ticket(search: nn.Module, init: dict[str, torch.Tensor], base: ModelSpec, hp: MptHparams,
-              layers: list[str]) -> tuple[Ticket, dict[str, torch.Tensor]]:
-    """The searched network as a Ticket of plain binary layers (keep = top-k mask, scale = layer)."""
+def to_ticket(search, init: dict, base, hp: MptHparams, layers: list[str]):
+    """The searched network as a Ticket of plain binary layers (keep = the selected mask, scale = layer)."""
+    from dataclasses import replace
+
+    from compress.binarize.scored import scored_layers, update_masks
+    from compress.binarize.summary import summarize
+    from compress.mask import Mask
+    from compress.ticket import Ticket
+
     update_masks(search, hp.keep, hp.selection)
     scored = scored_layers(search)
     scores = {f"{n}.scores": m.scores.detach().clone() for n, m in scored.items()}
     state = {k: v.detach().clone() for k, v in search.state_dict().items() if not k.endswith(".scores")}
     mask = Mask({f"{n}.weight": m.keep.clone() for n, m in scored.items()})
-    spec = ticket_spec(base, hp, layers)
+    t = {"name": "binarize", "layers": layers, "act": hp.act, "scale": "layer"}
+    spec = replace(base, extra={**base.extra, "transforms": [*base.extra.get("transforms", []), t]})
     start = {**init, **{f"{n}.keep": m.keep.clone() for n, m in scored.items()}}
     alpha = {n: float((m.weight.abs() * m.keep).sum() / m.keep.sum()) for n, m in scored.items()}
     binary = {"act": hp.act, "ternary": hp.keep < 1.0, "scale": "layer", "layers": layers, "keep": hp.keep,
               "sign_zero": "+1", "padding": "one" if hp.act == "binary" else "zero", "alpha": alpha,
               "first_layer_act": "float"}
-    precision = {f"{n}.weight": 1 for n in layers}
-    return Ticket(spec, start, mask, state, precision, {"binary": binary}), scores
+    ticket = Ticket(spec, start, mask, state, {f"{n}.weight": 1 for n in layers}, {"binary": binary})
+    s = summarize(ticket.model("final"))
+    ticket.meta.update({k: s[k] for k in ("bits_total", "float32_bits_total", "binary_bits", "binary_float32_bits",
+                                          "bits_per_weight", "binary_layer_bits_per_weight")},
+                       layer_density=mask.layer_density(), summary=s["layers"])
+    return ticket, scores
 
 
-def _save(d: Path, spec: ModelSpec, start: dict, mask: Mask, model: nn.Module, metrics: dict, hp: MptHparams,
-          seed: int, level: int, binary: dict, final: dict | None = None, precision: dict | None = None) -> None:
-    s = summarize(model)
-    meta: dict[str, Any] = {
-        "finder": "mpt", "digest": hp.digest(), "seed": seed, "level": level, "dataset": hp.data.dataset,
-        "parent": None, "metrics": metrics, "layer_density": mask.layer_density(),
-        "bits_total": s["bits_total"], "float32_bits_total": s["float32_bits_total"],
-        "binary_bits": s["binary_bits"], "binary_float32_bits": s["binary_float32_bits"],
-        "bits_per_weight": s["bits_per_weight"], "summary": s["layers"],
-    }
-    if binary:
-        meta["binary"] = binary
-    Ticket(spec, start, mask, final if final is not None else model.state_dict(), precision or {}, meta).save(d)
+def run(ctx: Context) -> Output:
+    from compress.finders.common import finish, model_spec
+
+    hp: MptHparams = ctx.settings
+    data = ctx.data()
+    spec = model_spec(ctx, data)
+    ctx.progress.message(f"MPT-1/{'1' if hp.act == 'binary' else '32'}: learning scores, keep {hp.keep:.0%}")
+    for seed in ctx.scope.seed_list():
+        run_seed(ctx.dir, hp, data, spec, seed)
+    out = finish(ctx, "mpt", hp.controls, 1, kinds=("ticket", "model", "binary_ticket", "predictions"))
+    from compress.ticket import Ticket
+
+    meta = Ticket.load(out.artifacts["ticket"]).meta
+    out.metrics.update(bits_per_weight=meta["bits_per_weight"],
+                       binary_layer_bits_per_weight=meta["binary_layer_bits_per_weight"])
+    out.details["layers"] = meta["summary"]
+    return out
 
 
-def report_extra(run: Path) -> dict[str, Any]:
-    """Bits columns per level (from the first seed's tickets): MPT reports size next to accuracy."""
-    out: dict[int, dict] = {}
-    for ld in sorted(run.glob("seed-*/level-*")):
-        if (ld / TICKET_FILE).is_file():
-            meta = load_json(ld / TICKET_FILE)["meta"]
-            out.setdefault(_index(ld, "level"), {**{k: meta.get(k) for k in (
-                "bits_total", "float32_bits_total", "binary_bits", "binary_float32_bits", "bits_per_weight")},
-                "layers": meta.get("summary", [])})
-    return {"bits": {str(k): v for k, v in sorted(out.items())}}
-
-
-def _register() -> None:
-    from compress.finders import Finder, register
-
-    register(Finder("mpt", MptHparams, run_seed, "Multi-Prize Tickets: prune and binarize a random net (biprop)",
-                    report_extra))
-
-
-_register()
+METHOD = Method(
+    name="mpt", command=("find", "mpt"), settings=MptHparams, run=run,
+    summary="Multi-Prize Ticket: prune and binarize a random net by learned scores (biprop)",
+    doc="Learns a score per frozen random weight and keeps the top-scored ones, binarized (MPT-1/1 with binary "
+        "activations by default, what LCE bit-packs; --act float for MPT-1/32).",
+    produces=("ticket", "model", "binary_ticket", "predictions"),
+    metrics=("test_acc", "density", "storage_bytes", "file_bytes", "agreement", "level", "dense_test_acc",
+             "winning", "bits_per_weight", "binary_layer_bits_per_weight"),
+)

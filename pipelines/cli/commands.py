@@ -99,8 +99,9 @@ def check_unique(flags: list[Flag], where: str) -> None:
 def method_flags(m: Method) -> tuple[list[Flag], list[Flag]]:
     """(scope flags, settings flags) of a method's command."""
     only = INPUT_SCOPE if m.needs else m.scope_flags
-    scope = flags_for(Scope, "", SCOPE_PANEL, only=tuple(only))
     settings = flags_for(m.settings, "", SETTINGS_PANEL)
+    own = {n for f in settings for n in f.names}  # a method's own setting wins over a scope flag of the same name
+    scope = [f for f in flags_for(Scope, "", SCOPE_PANEL, only=tuple(only)) if not set(f.names) & own]
     common = COMMON_NAMES + ([("--level",)] if m.needs else [])
     check_unique(scope + settings + [Flag("", "", n, None, None, "", "") for n in common], f"lottery {m.name}")
     return scope, settings

@@ -27,7 +27,7 @@ def stages_table(rep: dict[str, Any]) -> Table:
                      no_wrap=col != "stage")
     for r in rep["stages"]:
         m = r["metrics"]
-        size, _ = size_of(m)
+        size, _ = size_of(r)
         lat = m.get("latency_ms_p50")
         style = STATUS_STYLE.get(r["status"], "")
         status = r["status"] + (" r" if r["resumed"] else "")
