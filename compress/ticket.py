@@ -106,7 +106,8 @@ def resolve(path: str | Path, level: int | None = None, seed: int | None = None)
             raise RunDirError(f"{p} has no seed {seed}; it has seeds {have}.")
         seed_dir = chosen[0]
         if level is None and (p / "report.json").is_file():
-            level = load_json(p / "report.json").get("selected_level")
+            rep = load_json(p / "report.json")
+            level = rep.get("metrics", {}).get("level") if isinstance(rep, dict) else None
     elif list(p.glob("level-*")):
         seed_dir = p
     else:

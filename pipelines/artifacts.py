@@ -16,6 +16,7 @@ from compress.io import load_json
 from compress.method import Record
 
 RESULT = "result.json"
+STAGE = "stage.json"  # written when a stage starts: which method and key the folder belongs to
 FORMAT = "lottery.stage/2"
 SUFFIX_KIND = {".onnx": "onnx", ".tflite": "tflite", ".plan": "plan", ".engine": "plan"}
 TICKET_KINDS = ("ticket", "model", "binary_ticket")

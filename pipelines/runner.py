@@ -269,7 +269,7 @@ class _Run:
     def _execute(self, p: Planned, inputs: dict[str, Path], records: dict[str, Record]) -> tuple[Record, Output]:
         ctx = Context(p.spec.name, p.spec.method, p.spec.hp, self.pipe.spec.settings.scope(), p.dir, inputs,
                       records, self.baseline, self.progress)
-        p.dir.mkdir(parents=True, exist_ok=True)
+        _claim(p)
         t0 = time.perf_counter()
         out = p.spec.method.run(ctx)
         self.records[-1]["wall_s"] = round(time.perf_counter() - t0, 3)
@@ -310,6 +310,20 @@ class _Run:
         skipped = self.pipe.single and any(r["status"] == "skipped" for r in self.records)
         rep = self.report("failed" if failed else "skipped" if skipped else "passed")
         return report.write(self.root, rep, plots=not self.pipe.single)
+
+
+def _claim(p: Planned) -> None:
+    """Mark the stage folder as this stage's before anything is written into it; refuse a folder of another."""
+    stamp = p.dir / arts.STAGE
+    if stamp.is_file():
+        data = load_json(stamp)
+        if not isinstance(data, dict) or data.get("key") != p.key or data.get("method") != p.spec.kind:
+            found = f"{data.get('method', '?')}-{data.get('key', '?')}" if isinstance(data, dict) else "?"
+            raise RunDirError(f"{p.dir} belongs to another run ({found}); expected {p.spec.kind}-{p.key}. Nothing "
+                              "was changed; move it away or use another --out.")
+        return
+    save_json(stamp, {"method": p.spec.kind, "key": p.key, "settings": p.spec.hp.to_dict(),
+                      "non_default": p.spec.hp.non_default()})
 
 
 def _seeds_match(path: Path, seeds: int) -> bool:

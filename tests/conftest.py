@@ -8,10 +8,12 @@ import pytest
 import torch
 
 from compress import data as datasets
-from compress.finders import ImpHparams, make_hparams
 from compress.train import TrainHparams
 
 torch.set_num_threads(2)
+
+TINY_SCOPE = {"dataset": "digits", "width": 0.25}
+TINY_TRAIN = {"epochs": 1, "batch_size": 64, "eval_every": 5}
 
 
 @pytest.fixture(scope="session")
@@ -26,10 +28,9 @@ def fast_train() -> TrainHparams:
 
 
 @pytest.fixture
-def tiny_imp() -> ImpHparams:
-    """LeNet-300-100 at width 0.25 on digits, 2 rounds, 1 epoch per training."""
-    return make_hparams("imp", {"model.width": 0.25, "data.dataset": "digits", "train.epochs": 1,
-                                "train.batch_size": 64, "train.eval_every": 5, "rounds": 2})
+def tiny_imp() -> dict:
+    """`api.run("imp", **tiny_imp)`: LeNet-300-100 at width 0.25 on digits, 2 rounds, 1 epoch per training."""
+    return {"scope": dict(TINY_SCOPE), "train": dict(TINY_TRAIN), "rounds": 2}
 
 
 @pytest.fixture(autouse=True)

@@ -8,18 +8,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from compress import finders, models
+from compress import models
 from compress.errors import RunDirError, UsageError
 from compress.io import load_json
 from compress.ticket import Ticket, resolve
+from pipelines import api
 
 
-def _levels(run: Path, seed: int = 0) -> list[Ticket]:
-    return [Ticket.load(run / f"seed-{seed}" / f"level-{i}") for i in range(3)]
+def _levels(run: Path, n: int = 3, seed: int = 0) -> list[Ticket]:
+    return [Ticket.load(run / f"seed-{seed}" / f"level-{i}") for i in range(n)]
 
 
 def test_imp_masks_shrink_and_rewind_to_init(tmp_path, tiny_imp):
-    report = finders.find("imp", tiny_imp, [0], tmp_path)
+    report = api.run("imp", out=tmp_path, **tiny_imp)
     run = Path(report["run_dir"])
     t0, t1, t2 = _levels(run)
     assert t1.mask.is_subset_of(t0.mask) and t2.mask.is_subset_of(t1.mask)
@@ -38,38 +39,42 @@ def test_imp_masks_shrink_and_rewind_to_init(tmp_path, tiny_imp):
     # Magnitude pruning of level 1 was done on level 0's trained weights.
     w0 = t0.final["1.weight"].abs()
     assert w0[t1.mask["1.weight"]].min() >= w0[~t1.mask["1.weight"]].max()
-    assert [r["level"] for r in report["levels"]] == [0, 1, 2]
-    assert all(r["reinit_test_acc_mean"] is not None for r in report["levels"][1:])
+    levels = report["details"]["levels"]
+    assert [r["level"] for r in levels] == [0, 1, 2]
+    assert all(r["reinit_test_acc_mean"] is not None for r in levels[1:])
     assert (run / "accuracy_vs_density.png").stat().st_size > 1000
-    assert load_json(run / "report.json")["selected_level"] == report["selected_level"]
+    assert report["metrics"]["level"] == report["details"]["selected_level"]
+    assert report["artifacts"]["ticket"] == f"seed-0/level-{report['metrics']['level']}"
+    # measured once, recorded beside the ticket: metrics.json; ticket.json holds no timing
+    assert "wall_s" in load_json(run / "seed-0" / "level-1" / "metrics.json")
+    assert "wall_s" not in (run / "seed-0" / "level-1" / "ticket.json").read_text()
 
 
 def test_rerun_skips_finished_levels(tmp_path, tiny_imp):
-    run = Path(finders.find("imp", tiny_imp, [0], tmp_path)["run_dir"])
-    stamps = {p: p.stat().st_mtime_ns for p in run.rglob("*.safetensors")}
+    run = Path(api.run("imp", out=tmp_path, **tiny_imp)["run_dir"])
+    stamps = {p: p.stat().st_mtime_ns for p in run.glob("seed-*/**/*.safetensors")}
     controls = {p: p.stat().st_mtime_ns for p in run.rglob("control-*.json")}
-    start = time.perf_counter()
-    again = finders.find("imp", tiny_imp, [0], tmp_path)
-    assert {p: p.stat().st_mtime_ns for p in run.rglob("*.safetensors")} == stamps
+    again = api.run("imp", out=tmp_path, **tiny_imp)
+    assert again["resumed"] is True
+    assert {p: p.stat().st_mtime_ns for p in run.glob("seed-*/**/*.safetensors")} == stamps
     assert {p: p.stat().st_mtime_ns for p in run.rglob("control-*.json")} == controls
-    assert again["levels"] == finders.find("imp", tiny_imp, [0], tmp_path)["levels"]
-    assert time.perf_counter() - start < 30
+    (run / "result.json").unlink()  # the stage reruns, but every finished level is read back, not retrained
+    third = api.run("imp", out=tmp_path, **tiny_imp)
+    assert {p: p.stat().st_mtime_ns for p in run.glob("seed-*/**/*.safetensors")} == stamps
+    assert third["details"]["levels"] == again["details"]["levels"]
 
 
 def test_more_rounds_extend_nothing_else(tmp_path, tiny_imp):
     """A different setting is a different run directory; nothing is overwritten."""
-    a = Path(finders.find("imp", tiny_imp, [0], tmp_path)["run_dir"])
-    b = Path(finders.find("imp", tiny_imp.replace(rounds=1), [0], tmp_path)["run_dir"])
+    a = Path(api.run("imp", out=tmp_path, **tiny_imp)["run_dir"])
+    b = Path(api.run("imp", out=tmp_path, **{**tiny_imp, "rounds": 1})["run_dir"])
     assert a != b and (a / "seed-0" / "level-2" / "ticket.json").is_file()
 
 
 def test_kill_9_loses_at_most_the_level_in_progress(tmp_path):
-    code = (
-        "from compress.finders import find, make_hparams\n"
-        "hp = make_hparams('imp', {'data.dataset': 'digits', 'model.width': 0.25, 'train.epochs': 20, "
-        "'train.batch_size': 32, 'rounds': 3, 'controls.controls': []})\n"
-        f"find('imp', hp, [0], {str(tmp_path)!r})\n"
-    )
+    settings = {"scope": {"dataset": "digits", "width": 0.25}, "train": {"epochs": 20, "batch_size": 32},
+                "rounds": 3, "controls": {"controls": []}}
+    code = f"from pipelines import api\napi.run('imp', out={str(tmp_path)!r}, **{settings!r})\n"
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parents[2],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 600  # generous: a loaded 2-core machine trains slowly
@@ -86,50 +91,57 @@ def test_kill_9_loses_at_most_the_level_in_progress(tmp_path):
     run = level1.parents[2]
     assert not (run / "seed-0" / "level-3" / "ticket.json").exists()  # it really died mid-run
     before = {p: p.stat().st_mtime_ns for p in run.glob("seed-0/level-[01]/*")}
-    hp = finders.make_hparams("imp", {"data.dataset": "digits", "model.width": 0.25, "train.epochs": 20,
-                                      "train.batch_size": 32, "rounds": 3, "controls.controls": []})
-    report = finders.find("imp", hp, [0], tmp_path)
-    assert [r["level"] for r in report["levels"]] == [0, 1, 2, 3]
+    report = api.run("imp", out=tmp_path, **settings)
+    assert [r["level"] for r in report["details"]["levels"]] == [0, 1, 2, 3]
     assert {p: p.stat().st_mtime_ns for p in before} == before
     assert not list(run.rglob("*.tmp"))
 
 
 def test_corrupt_file_is_named_and_never_deleted(tmp_path, tiny_imp):
-    run = Path(finders.find("imp", tiny_imp, [0], tmp_path)["run_dir"])
+    run = Path(api.run("imp", out=tmp_path, **tiny_imp)["run_dir"])
     mask = run / "seed-0" / "level-1" / "mask.safetensors"
     mask.write_bytes(b"\x00garbage")
     (run / "seed-0" / "level-2" / "ticket.json").unlink()  # force level 2 to read level 1 again
+    (run / "result.json").unlink()
     with pytest.raises(RunDirError, match="level-1/mask.safetensors is corrupt"):
-        finders.find("imp", tiny_imp, [0], tmp_path)
+        api.run("imp", out=tmp_path, **tiny_imp)
     assert mask.read_bytes() == b"\x00garbage"
 
 
 def test_foreign_run_directory_is_refused(tmp_path, tiny_imp):
-    run = Path(finders.find("imp", tiny_imp.replace(rounds=1), [0], tmp_path)["run_dir"])
-    (run / "hparams.json").write_text('{"finder": "grasp", "digest": "0000000000"}')
+    one = {**tiny_imp, "rounds": 1}
+    run = Path(api.run("imp", out=tmp_path, **one)["run_dir"])
+    (run / "result.json").unlink()
+    (run / "stage.json").write_text('{"method": "grasp", "key": "0000000000"}')
     with pytest.raises(RunDirError, match="belongs to another run"):
-        finders.find("imp", tiny_imp.replace(rounds=1), [0], tmp_path)
+        api.run("imp", out=tmp_path, **one)
 
 
 def test_late_rewinding_and_lr_rewinding(tmp_path, tiny_imp):
-    late = finders.find("imp", tiny_imp.replace(rounds=1, rewind="iter", rewind_iter=3), [0], tmp_path)
-    run = Path(late["run_dir"])
-    t0, t1 = (Ticket.load(run / "seed-0" / f"level-{i}") for i in range(2))
+    late = api.run("imp", out=tmp_path, **{**tiny_imp, "rounds": 1, "rewind": "iter", "rewind_iter": 3})
+    t0, t1 = _levels(Path(late["run_dir"]), 2)
     assert not torch.equal(t1.init["1.weight"], t0.init["1.weight"])  # iteration 3, not 0
-    lr = finders.find("imp", tiny_imp.replace(rounds=1, rewind="lr"), [0], tmp_path)
-    run = Path(lr["run_dir"])
-    t0, t1 = (Ticket.load(run / "seed-0" / f"level-{i}") for i in range(2))
+    lr = api.run("imp", out=tmp_path, **{**tiny_imp, "rounds": 1, "rewind": "lr"})
+    t0, t1 = _levels(Path(lr["run_dir"]), 2)
     assert torch.equal(t1.init["1.weight"], t0.final["1.weight"])  # trained weights kept, schedule restarted
     with pytest.raises(UsageError, match="rewind_iter"):
-        finders.make_hparams("imp", {"rewind": "iter"})
+        api.run("imp", out=tmp_path, **{**tiny_imp, "rewind": "iter"})
 
 
 def test_resolve_finds_levels_and_reports_missing(tmp_path, tiny_imp):
-    report = finders.find("imp", tiny_imp, [0], tmp_path)
+    report = api.run("imp", out=tmp_path, **tiny_imp)
     run = Path(report["run_dir"])
-    assert resolve(run) == run / "seed-0" / f"level-{report['selected_level']}"
+    assert resolve(run) == run / "seed-0" / f"level-{report['metrics']['level']}"
     assert resolve(run, level=1) == run / "seed-0" / "level-1"
     with pytest.raises(RunDirError, match="finished levels: 0, 1, 2"):
         resolve(run, level=7)
     with pytest.raises(RunDirError, match="no finished ticket"):
         resolve(tmp_path)
+
+
+def test_two_seeds_average_into_the_verdicts(tmp_path, tiny_imp):
+    report = api.run("imp", out=tmp_path, **{**tiny_imp, "rounds": 1,
+                                             "scope": {**tiny_imp["scope"], "seeds": 2}})
+    row = report["details"]["levels"][1]
+    assert row["seeds"] == [0, 1] and len(row["test_acc_per_seed"]) == 2
+    assert report["details"]["seeds"] == [0, 1]

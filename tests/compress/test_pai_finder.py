@@ -4,45 +4,44 @@ import pytest
 import torch
 from torch import nn
 
-from compress import finders, models
+from compress import models
 from compress.errors import UsageError
 from compress.finders.pai import PaiHparams, prune_at_init
 from compress.ticket import Ticket
+from pipelines import api
 
-TINY = {"model.width": 0.25, "data.dataset": "digits", "train.epochs": 1, "train.batch_size": 64,
-        "train.eval_every": 5, "sparsity": 0.8, "synflow_iterations": 5}
+TINY = {"scope": {"width": 0.25, "dataset": "digits"}, "train": {"epochs": 1, "batch_size": 64, "eval_every": 5},
+        "sparsity": 0.8, "synflow_iterations": 5}
 
 
 @pytest.mark.parametrize("method", ["grasp", "synflow"])
 def test_pai_run_layout_density_and_verdicts(tmp_path, method):
-    report = finders.find(method, finders.make_hparams(method, TINY), [0], tmp_path)
+    report = api.run(method, out=tmp_path, **TINY)
     run = Path(report["run_dir"])
     dense, ticket = (Ticket.load(run / "seed-0" / f"level-{i}") for i in (0, 1))
     assert dense.density == 1.0 and abs(ticket.density - 0.2) < 1e-4
-    assert ticket.meta["finder"] == method and ticket.meta["score_s"] >= 0
+    assert ticket.meta["method"] == method and ticket.metrics["score_s"] >= 0
     # Trained from the init it was scored at; pruned weights stayed zero; same init as the dense baseline.
     assert all(torch.equal(ticket.init[k], dense.init[k]) for k in dense.init)
     for name, m in ticket.mask.items():
         assert torch.count_nonzero(ticket.final[name][~m]) == 0
-    assert [r["level"] for r in report["levels"]] == [0, 1]
-    row = report["levels"][1]
-    assert row["verdict"] in ("winning", "matches-dense", "below-dense")
-    assert row["reinit_test_acc_mean"] is not None and row["random_test_acc_mean"] is not None
+    levels = report["details"]["levels"]
+    assert [r["level"] for r in levels] == [0, 1]
+    assert levels[1]["verdict"] in ("winning", "matches-dense", "below-dense")
+    assert levels[1]["reinit_test_acc_mean"] is not None and levels[1]["random_test_acc_mean"] is not None
     assert (run / "accuracy_vs_density.png").is_file()
 
 
-def test_no_finetune_saves_an_untrained_ticket_then_finetune_trains_it(tmp_path):
-    from compress import finetune
-
-    hp = finders.make_hparams("snip", {**TINY, "finetune": False, "controls.controls": []})
-    report = finders.find("snip", hp, [0], tmp_path)
+def test_untrained_ticket_then_retrain_trains_it(tmp_path):
+    report = api.run("snip", out=tmp_path, **{**TINY, "trained": False, "controls": {"controls": []}})
     run = Path(report["run_dir"])
-    assert report["levels"] == [] and not (run / "seed-0" / "level-0").exists()
+    assert not (run / "seed-0" / "level-0").exists()
     ticket = Ticket.load(run / "seed-0" / "level-1")
     assert ticket.final is None and abs(ticket.density - 0.2) < 1e-4
-    done = finetune.finetune(finetune.make_hparams(run))
-    assert [r["level"] for r in done["levels"]] == [0, 1]
-    trained = Ticket.load(Path(done["run_dir"]) / "seed-0" / "level-1")
+    done = api.run("retrain", input=run / "seed-0" / "level-1", train={"epochs": 1, "batch_size": 64},
+                   controls={"controls": []})
+    assert [r["level"] for r in done["details"]["levels"]] == [0, 1]
+    trained = Ticket.load(api.artifact(done, "ticket"))
     assert all(torch.equal(trained.mask[k], ticket.mask[k]) for k in ticket.mask)
     assert all(torch.equal(trained.init[k], ticket.init[k]) for k in ticket.init)
 
@@ -50,7 +49,7 @@ def test_no_finetune_saves_an_untrained_ticket_then_finetune_trains_it(tmp_path)
 @pytest.mark.parametrize("selection", ["layerwise", "erk", "2:4"])
 def test_every_selection_works_with_pai(selection, digits):
     model = models.build(models.ModelSpec("conv2", (1, 8, 8), 10, 0.25), seed=0)
-    hp = PaiHparams(sparsity=0.7).with_setting("prune.selection", selection).with_setting("prune.nm_policy", "dense")
+    hp = PaiHparams(sparsity=0.7).updated({"prune.selection": selection, "prune.nm_policy": "dense"})
     mask, _ = prune_at_init("snip", model, digits, hp, 0)
     if selection == "layerwise":
         assert all(abs(d - 0.3) < 2e-3 for d in mask.layer_density().values())
@@ -60,10 +59,10 @@ def test_every_selection_works_with_pai(selection, digits):
         assert all(abs(d - 0.5) < 1e-6 for k, d in mask.layer_density().items() if k != "0.weight")
 
 
-def test_bad_input(digits):
+def test_bad_input(digits, tmp_path):
     for bad in (1.0, -0.1, 1.5):
         with pytest.raises(UsageError, match=r"sparsity must be in \[0.0, 1.0\)"):
-            finders.make_hparams("grasp", {"sparsity": bad})
+            api.run("grasp", out=tmp_path, sparsity=bad)
     model = models.build(models.ModelSpec("conv2", (1, 8, 8), 10, 0.25), seed=0)
     for method in ("grasp", "snip"):
         with pytest.raises(UsageError, match="needs data"):

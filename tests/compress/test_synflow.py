@@ -4,7 +4,7 @@ from torch import nn
 
 from compress import models, scoring
 from compress.errors import UsageError
-from compress.finders.pai import score_and_select
+from compress.pruning import score_and_select
 from compress.mask import Mask
 from compress.pruning import PruneHparams, layer_fractions
 
