@@ -15,6 +15,7 @@ METHOD_MODULES: list[str] = [
     "compress.finders.dense",
     "compress.finders.imp",
     "export.onnx",
+    "export.tensorrt",
 ]
 
 _METHODS: dict[str, Method] = {}
