@@ -6,8 +6,9 @@ Needs `tensorrt` and a CUDA GPU: `available()` says why not otherwise, and every
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,7 +16,13 @@ from compress.errors import BackendUnavailableError
 from deploy_targets import register
 from deploy_targets.latency import sweep
 from export.errors import ArtifactError
-from export.tensorrt import available as trt_available
+from export.trt_engine import tensorrt_available
+
+if TYPE_CHECKING:  # both load lazily: `lottery --help` and CPU-only machines never import them
+    import tensorrt as trt
+    import torch
+
+    Infer = Callable[[torch.Tensor], torch.Tensor]
 
 
 class TensorRTTarget:
@@ -25,22 +32,22 @@ class TensorRTTarget:
         self.threads, self.warmup, self.iters = threads, warmup, iters
 
     def available(self) -> tuple[bool, str]:
-        return trt_available()
+        return tensorrt_available()
 
-    def _engine(self, artifact: Path) -> Any:
+    def _engine(self, artifact: Path) -> trt.ICudaEngine:
         ok, reason = self.available()
         if not ok:
             raise BackendUnavailableError(f"cannot run {artifact}: {reason}.")
         import tensorrt as trt
 
-        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        engine = runtime.deserialize_cuda_engine(Path(artifact).read_bytes())
+        self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))  # kept: it must outlive its engines
+        engine = self._runtime.deserialize_cuda_engine(Path(artifact).read_bytes())
         if engine is None:
             raise ArtifactError(f"{artifact} is not a TensorRT engine for this TensorRT version and GPU (engines "
                                 "are tied to both); rebuild it with `lottery export tensorrt` or build_engine.sh.")
         return engine
 
-    def _runner(self, engine: Any):
+    def _runner(self, engine: trt.ICudaEngine) -> tuple[Infer, int | None]:
         """A function logits = f(x_cuda) executing `engine` on torch's current CUDA stream."""
         import tensorrt as trt
         import torch
@@ -53,8 +60,11 @@ class TensorRTTarget:
 
         def infer(x: torch.Tensor) -> torch.Tensor:
             x = x.contiguous()
-            ctx.set_input_shape(inp, tuple(x.shape))
-            y = torch.empty(tuple(ctx.get_tensor_shape(out)), dtype=torch.float32, device="cuda")
+            if not ctx.set_input_shape(inp, tuple(x.shape)):
+                raise ArtifactError(f"the engine does not take inputs of shape {tuple(x.shape)} (outside its "
+                                    "optimization profile); rebuild it with a larger --max-batch.")
+            dims = ctx.get_tensor_shape(out)
+            y = torch.empty(tuple(dims[i] for i in range(len(dims))), dtype=torch.float32, device="cuda")
             ctx.set_tensor_address(inp, int(x.data_ptr()))
             ctx.set_tensor_address(out, int(y.data_ptr()))
             if not ctx.execute_async_v3(stream.cuda_stream):
@@ -64,7 +74,7 @@ class TensorRTTarget:
         static = engine.get_tensor_shape(inp)[0]
         return infer, (static if static > 0 else None)
 
-    def logits(self, artifact: Path, x: Any, batch_size: int = 256) -> np.ndarray:
+    def logits(self, artifact: Path, x: Any, batch_size: int = 256) -> np.ndarray[Any, Any]:
         import torch
 
         infer, static = self._runner(self._engine(artifact))
@@ -90,7 +100,7 @@ class TensorRTTarget:
 
         infer, static = self._runner(self._engine(artifact))
 
-        def runner(b: int):
+        def runner(b: int) -> Callable[[], torch.Tensor]:
             x = torch.randn(static or b, *input_shape, device="cuda")
             return lambda: infer(x)
 

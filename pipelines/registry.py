@@ -20,6 +20,7 @@ METHOD_MODULES: list[str] = [
     "compress.finders.finetune",
     "compress.binarize.method",
     "export.onnx",
+    "export.tensorrt",
     "export.lce",
     "deploy_targets.bench",
     "deploy_targets.edge_deploy",

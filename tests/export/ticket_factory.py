@@ -33,7 +33,8 @@ def random_bn_stats(model: nn.Module, gen: torch.Generator) -> None:
 
 def make_ticket(directory: Path, name: str = "lenet_300_100", width: float = 0.25, density: float = 0.1,
                 pattern: str = "random", input_shape: tuple[int, ...] = (1, 8, 8), seed: int = 0) -> Path:
-    """Save a ticket of `name` with a random (or 2:4) mask at `density` for the `digits` dataset."""
+    """Save a ticket of `name` for the `digits` dataset with a mask: `random` at `density`, `2:4` (2 random weights
+    kept per group of 4 input channels) or `nm` (compress.selection's N:M 2:4 selection by magnitude)."""
     spec = ModelSpec(name, input_shape, 10, width, "default")
     model = build(spec, seed=seed)
     gen = torch.Generator().manual_seed(seed)
@@ -41,10 +42,16 @@ def make_ticket(directory: Path, name: str = "lenet_300_100", width: float = 0.2
     init = {k: v.clone() for k, v in model.state_dict().items()}
     if pattern == "2:4":
         mask = Mask({n: mask_2of4(w, gen) for n, w in prunable(model).items()})
+    elif pattern == "nm":
+        from compress.selection.nm import nm_select
+
+        weights = prunable(model)
+        mask = nm_select({n: w.detach().abs() for n, w in weights.items()}, Mask.ones_like(model),
+                         {n: 0.5 for n in weights}, "2:4")
     else:
         mask = Mask({n: torch.rand(w.shape, generator=gen) < density for n, w in prunable(model).items()})
     mask.apply(model)
-    Ticket(spec, init, mask, model.state_dict(), meta={
-        "finder": "hand", "digest": "0123abcd", "dataset": "digits", "level": 1, "seed": seed,
-        "metrics": {"test_acc": 0.0}}).save(directory)
+    Ticket(spec, init, mask, model.state_dict(),
+           meta={"method": "hand", "digest": "0123abcd", "dataset": "digits", "level": 1, "seed": seed},
+           metrics={"test_acc": 0.0}).save(directory)
     return directory
