@@ -18,11 +18,17 @@ def load_report(run: str | Path) -> dict[str, Any]:
     path = Path(run) / "report.json"
     if not path.is_file():
         raise RunDirError(f"{run} has no report.json: give run directories made by `lottery find` or "
-                          "`lottery finetune` (runs/<model>-<dataset>/<finder>-<digest>).")
+                          "`lottery retrain` (runs/<model>-<dataset>/<method>-<key>).")
     report = load_json(path)
-    if not isinstance(report, dict) or "levels" not in report or "finder" not in report:
-        raise RunDirError(f"{path} is not a lottery report (no 'finder'/'levels'). It was left untouched.")
-    return report
+    details = report.get("details", {}) if isinstance(report, dict) else {}
+    if not isinstance(details, dict) or "levels" not in details:
+        raise RunDirError(f"{path} is not a finder's report (no levels: give runs of `lottery find`, `retrain`). "
+                          "It was left untouched.")
+    scope = report.get("scope", {})
+    return {"finder": report.get("method", "?"), "run_dir": report.get("run_dir", str(run)),
+            "levels": details["levels"], "controls": details.get("controls", []),
+            "dense_test_acc": details.get("dense_test_acc"), "model": scope.get("model", "?"),
+            "dataset": scope.get("dataset", "?"), "settings": report.get("settings", {})}
 
 
 def compare(runs: list[str | Path], out: str | Path) -> dict[str, Any]:
@@ -33,7 +39,7 @@ def compare(runs: list[str | Path], out: str | Path) -> dict[str, Any]:
     series: dict[str, dict[str, Any]] = {}
     rows = []
     for rep in reports:
-        label = rep["finder"] if rep["finder"] != "finetune" else f"finetune {rep['hparams'].get('selection') or ''}"
+        label = rep["finder"]
         s = series.setdefault(label.strip(), {"label": label.strip(), "levels": [], "controls": rep["controls"]})
         for lv in rep["levels"]:
             if lv["level"] == 0:

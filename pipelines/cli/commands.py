@@ -36,6 +36,8 @@ class Flag:
 
 def show(value: Any) -> str:
     """How a dataclass default is printed in `--help` (and compared in the tests)."""
+    if value is INPUTS_OWN:
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None or value == ():
@@ -102,12 +104,21 @@ def method_flags(m: Method) -> tuple[list[Flag], list[Flag]]:
     settings = flags_for(m.settings, "", SETTINGS_PANEL)
     own = {n for f in settings for n in f.names}  # a method's own setting wins over a scope flag of the same name
     scope = [f for f in flags_for(Scope, "", SCOPE_PANEL, only=tuple(only)) if not set(f.names) & own]
-    common = COMMON_NAMES + ([("--level",)] if m.needs else [])
+    if m.needs:  # a method given a ticket or artifact works in the scope it was made in unless told otherwise
+        scope = [dataclasses.replace(f, default=INPUTS_OWN) if f.dotted in ("dataset", "seed") else f for f in scope]
+    common = COMMON_NAMES + ([("--level",)] if takes_ticket(m) else [])
     check_unique(scope + settings + [Flag("", "", n, None, None, "", "") for n in common], f"lottery {m.name}")
     return scope, settings
 
 
+INPUTS_OWN = "the input's"
 COMMON_NAMES = [("--set",), ("--gate",), ("--out", "-o"), ("--json",), ("--quiet", "-q"), ("--debug",)]
+
+
+def takes_ticket(m: Method) -> bool:
+    from pipelines.artifacts import TICKET_KINDS
+
+    return bool(m.needs) and bool(set(m.needs[0].split("|")) & set(TICKET_KINDS))
 
 
 def _param(fl: Flag) -> inspect.Parameter:
@@ -134,7 +145,7 @@ def _common(m: Method) -> list[inspect.Parameter]:
                                      rich_help_panel=RUN_PANEL)),
     ]
     params = [inspect.Parameter(n, kw, default=d, annotation=a) for n, a, d in opts]
-    if m.needs:
+    if takes_ticket(m):
         params.insert(0, inspect.Parameter("level", kw, annotation=int | None, default=typer.Option(
             None, "--level", help="Level to take from a run directory (default: its selected level).",
             rich_help_panel=SCOPE_PANEL)))
@@ -146,11 +157,12 @@ def make_command(m: Method) -> Any:
     scope_flags, setting_flags = method_flags(m)
     params: list[inspect.Parameter] = []
     if m.needs:
-        what = m.needs[0].replace("|", " or ")
+        from pipelines.artifacts import _what
+
+        what = _what(m.needs[0].split("|"))
         params.append(inspect.Parameter("input_path", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Path,
                                         default=typer.Argument(..., metavar="INPUT", show_default=False,
-                                                               help=f"The {what} to start from (a ticket, seed or "
-                                                                    "run directory, or an artifact file).")))
+                                                               help=f"What to start from: {what}.")))
     params += [_param(f) for f in scope_flags + setting_flags] + _common(m)
 
     def command(**kw: Any) -> None:

@@ -1,31 +1,34 @@
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
 
 from compress.binarize import BinaryConv2d, BinaryLinear, binarize_model
-from compress.binarize.finetune import BinarizeHparams, run
 from compress.binarize.summary import layer_bits, summarize, summary_text
 from compress.errors import RunDirError, UsageError
-from compress.finders import find
 from compress.models import ModelSpec, build
 from compress.ticket import Ticket
-from compress.train import TrainHparams, predict
+from compress.train import predict
+from pipelines import api
 
 
 @pytest.fixture(scope="module")
 def imp_run(tmp_path_factory):
-    from compress.finders import make_hparams
+    return api.run("imp", out=tmp_path_factory.mktemp("imp"), scope={"model": "conv2", "width": 0.25,
+                   "dataset": "digits"}, train={"iterations": 4, "batch_size": 64}, rounds=1,
+                   controls={"controls": []})
 
-    hp = make_hparams("imp", {"model.model": "conv2", "model.width": 0.25, "data.dataset": "digits",
-                              "train.iterations": 4, "train.batch_size": 64, "rounds": 1, "controls.controls": []})
-    return find("imp", hp, [0], tmp_path_factory.mktemp("imp"))
+
+def _binarize(source, **settings):
+    return api.run("binarize", input=source, level=1 if (source / "seed-0").is_dir() else None, **settings)
 
 
 def test_binarized_imp_ticket_is_ternary_finetuned_and_reloads(imp_run, digits):
-    hp = BinarizeHparams(act="binary", train=TrainHparams(iterations=5, batch_size=64, eval_every=5))
-    report = run(imp_run["run_dir"], hp, level=1)
-    assert report["ternary"] is True and report["binary"]["ternary"] is True
-    ticket = Ticket.load(report["ticket_dir"])
+    run_dir = Path(imp_run["run_dir"])
+    report = _binarize(run_dir, train={"iterations": 5, "batch_size": 64, "eval_every": 5})
+    assert report["details"]["binary"]["ternary"] is True and report["settings"]["act"] == "binary"
+    ticket = Ticket.load(api.artifact(report, "binary_ticket"))
     model = ticket.model("final")
     layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     assert [type(m) for m in layers] == [nn.Conv2d, BinaryConv2d, BinaryLinear, BinaryLinear, nn.Linear]
@@ -42,8 +45,10 @@ def test_binarized_imp_ticket_is_ternary_finetuned_and_reloads(imp_run, digits):
             assert ticket.precision[f"{name}.weight"] == 1
     assert ticket.precision["0.weight"] == 32
     x = digits.x_test[:40]
-    assert torch.equal(predict(model, x), predict(Ticket.load(report["ticket_dir"]).model("final"), x))
-    assert run(imp_run["run_dir"], hp, level=1)["test_acc"] == report["test_acc"]  # finished: read back
+    assert torch.equal(predict(model, x), predict(Ticket.load(api.artifact(report, "ticket")).model("final"), x))
+    again = _binarize(run_dir, train={"iterations": 5, "batch_size": 64, "eval_every": 5})
+    assert again["resumed"] and again["metrics"]["test_acc"] == report["metrics"]["test_acc"]  # finished: read back
+    assert report["metrics"]["binary_layer_bits_per_weight"] < 2.5  # ternary: keep map + sign bits (+ scales)
 
 
 def test_summary_counts_stored_bits_exactly():
@@ -88,13 +93,13 @@ def test_binary_activation_refused_where_it_cannot_work():
 def test_run_dir_without_finished_ticket(tmp_path):
     (tmp_path / "seed-0" / "level-0").mkdir(parents=True)
     with pytest.raises(RunDirError, match="no finished ticket"):
-        run(tmp_path, BinarizeHparams())
+        api.run("binarize", input=tmp_path)
 
 
 def test_already_binary_ticket_is_refused(imp_run):
-    report = run(imp_run["run_dir"], BinarizeHparams(train=TrainHparams(iterations=2, batch_size=64)), level=1)
+    report = _binarize(Path(imp_run["run_dir"]), train={"iterations": 2, "batch_size": 64})
     with pytest.raises(UsageError, match="already binary"):
-        run(report["ticket_dir"], BinarizeHparams())
+        api.run("binarize", input=api.artifact(report, "ticket"))
 
 
 def test_binary_activations_are_placed_inside_residual_blocks():

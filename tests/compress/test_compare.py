@@ -2,19 +2,18 @@ from pathlib import Path
 
 import pytest
 
-from compress import finders
 from compress.errors import RunDirError
 from compress.io import load_json
 from compress.report.compare import compare
+from pipelines import api
 
-TINY = {"model.width": 0.25, "data.dataset": "digits", "train.epochs": 1, "train.batch_size": 64,
-        "controls.controls": ["random"]}
+TINY = {"scope": {"width": 0.25, "dataset": "digits"}, "train": {"epochs": 1, "batch_size": 64},
+        "controls": {"controls": ["random"]}}
 
 
 def test_compare_merges_runs_per_finder(tmp_path):
-    runs = [finders.find("random", finders.make_hparams("random", {**TINY, "sparsity": s}), [0], tmp_path)["run_dir"]
-            for s in (0.5, 0.8)]
-    runs.append(finders.find("imp", finders.make_hparams("imp", {**TINY, "rounds": 1}), [0], tmp_path)["run_dir"])
+    runs = [api.run("random", out=tmp_path, sparsity=s, **TINY)["run_dir"] for s in (0.5, 0.8)]
+    runs.append(api.run("imp", out=tmp_path, rounds=1, **TINY)["run_dir"])
     result = compare(runs, tmp_path / "cmp")
     saved = load_json(tmp_path / "cmp" / "compare.json")
     assert saved["rows"] == result["rows"] and (tmp_path / "cmp" / "compare.png").stat().st_size > 1000
