@@ -103,13 +103,13 @@ def test_binary_layer_that_came_out_as_float_op_is_named(exported):
         verify(graph, ops_of_float_export, out, out, exported["y"].numpy())
 
 
-def test_disagreeing_outputs_fail_verification(exported):
+def test_disagreeing_outputs_are_measured_for_the_parity_gate(exported):
     graph, job = exported["jobs"]["mpt11"][1], exported["jobs"]["mpt11"][0]
     ops = json.loads((job / "ops.json").read_text())
     out = predict(exported["nets"]["mpt11"], exported["x"]).numpy()
     shuffled = out[np.random.default_rng(0).permutation(len(out))]
-    with pytest.raises(ExportVerificationError, match="agrees with PyTorch on only"):
-        verify(graph, ops, out, shuffled, exported["y"].numpy())
+    rep = verify(graph, ops, out, shuffled, exported["y"].numpy())  # measured, not refused: the gate decides
+    assert rep["agreement"] < 0.5 and rep["max_abs_diff"] > 0.1 and rep["packed_fraction"] == 1.0
 
 
 def test_padding_waste_is_warned_and_counted(exported):
