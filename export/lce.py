@@ -11,10 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +20,13 @@ import torch
 from torch import nn
 
 from compress import data as datasets
+from compress import scratch
 from compress.binarize.layers import BINARY_TYPES
 from compress.errors import BackendUnavailableError, UsageError
 from compress.io import atomic_write_bytes, save_json
 from compress.ticket import Ticket
 from compress.train import predict
+from export import child
 from export.errors import ExportError
 from export.lce_graph import Graph, describe
 from export.verify_lce import verify
@@ -58,19 +57,20 @@ def worker_env() -> dict[str, str]:
     return env
 
 
-def run_worker(jobs: list[Path]) -> None:
-    """Convert every job dir in ONE torch-free subprocess (TensorFlow start-up costs seconds)."""
+def run_worker(jobs: list[Path], timeout: float | None = None) -> None:
+    """Convert every job dir in ONE torch-free subprocess (TensorFlow start-up costs seconds); the worker
+    dies with this process (export.child)."""
     import importlib.util
 
     missing = [m for m in ("tensorflow", "larq", "larq_compute_engine") if importlib.util.find_spec(m) is None]
     if missing:
         raise BackendUnavailableError(f"LCE export needs {', '.join(missing)}: install the edge extra "
                                       "(`pip install -e .[edge]`, done by `bash .ci/setup`).")
-    proc = subprocess.run([sys.executable, "-m", "export.lce_worker", *map(str, jobs)], env=worker_env(),
-                          capture_output=True, text=True, cwd=ROOT)
+    proc = child.run([sys.executable, "-m", "export.lce_worker", *map(str, jobs)], env=worker_env(), cwd=ROOT,
+                     timeout=timeout)
     if proc.returncode != 0:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
-        raise WorkerError(f"the LCE conversion worker failed (exit {proc.returncode}); last lines:\n{tail}")
+        raise WorkerError(f"the LCE conversion worker failed ({child.exit_text(proc.returncode)}); last lines:\n"
+                          f"{child.tail(proc.stderr or proc.stdout, 8)}")
 
 
 def require_binary(model: nn.Module, where: str) -> None:
@@ -126,14 +126,10 @@ def export_lce(ticket_dir: str | Path, out: str | Path | None = None, dataset: s
         raise UsageError(f"the ticket in {ticket_dir} does not record its dataset; pass --dataset.")
     x, y = datasets.get(ds_name).split("test")
     out_dir = Path(out) if out is not None else ticket_dir / "lce"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    job = Path(tempfile.mkdtemp(prefix=".lce-job-", dir=out_dir))
-    try:
+    with scratch.folder(out_dir, ".lce-job-") as job:  # inside the output dir: a crash leaves nothing in /tmp
         report = export_model(model, tuple(ticket.spec.input_shape), x, y, job, min_agreement)
         artifact = out_dir / "model.tflite"
         atomic_write_bytes(artifact, (job / "model.tflite").read_bytes())
-    finally:
-        shutil.rmtree(job, ignore_errors=True)
     report = {"artifact": str(artifact), "format": "tflite (Larq Compute Engine, target arm)",
               "ticket_dir": str(ticket_dir.resolve()), "model": ticket.spec.name, "dataset": ds_name,
               "input_shape": list(ticket.spec.input_shape), "input_layout": "NHWC" if x.ndim == 4 else "NF",
