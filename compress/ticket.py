@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from compress import digests
-from compress.errors import LotteryError, RunDirError, ShapeMismatchError
+from compress.errors import RunDirError, ShapeMismatchError
 from compress.io import load_json, read_tensors, save_json, write_tensors
 from compress.mask import Mask
 from compress.models import ModelSpec, build, check_input
@@ -53,8 +53,6 @@ class Ticket:
         info = f" in {self.source / TICKET_FILE}" if self.source else ""
         try:
             model = build(self.spec)
-        except LotteryError:
-            raise
         except Exception as e:  # noqa: BLE001 - a builder fed a malformed spec can raise anything
             raise RunDirError(f"cannot build {arch}, the architecture described{info}: {_first(e)}. The ticket "
                               "is corrupt or was edited; re-run the step that wrote it.") from e
@@ -143,7 +141,7 @@ def _consistent(d: Path, init: dict[str, torch.Tensor], mask: Mask, final: dict[
             raise RunDirError(f"{d}/final.safetensors and init.safetensors hold different tensors (first "
                               f"differences: {', '.join(f'{k} {s}' for k, s in diff)}): one of them comes from "
                               "another model. Re-run the step that wrote this ticket.")
-    for name, m in mask.items():
+    for name, m in sorted(mask.items()):
         if shapes.get(name) != tuple(m.shape):
             raise RunDirError(f"{d}/mask.safetensors entry '{name}' of shape {tuple(m.shape)} matches no weight of "
                               f"init.safetensors ({'no such tensor' if name not in shapes else shapes[name]}): the "

@@ -65,7 +65,7 @@ def _check_output(model: nn.Module, ref: str, input_shape: tuple[int, ...], num_
             out = model(torch.zeros(2, *input_shape))
     except Exception as e:  # noqa: BLE001 - user code
         raise ShapeMismatchError(f"the network from model factory '{ref}' cannot take samples of shape "
-                                 f"{input_shape} (the dataset's): {type(e).__name__}: {_first_line(e)}.") from e
+                                 f"{input_shape}: {type(e).__name__}: {_first_line(e)}.") from e
     finally:
         model.train(was_training)
     shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
