@@ -16,12 +16,17 @@ from compress.errors import RunDirError
 from compress.io import sha256_file
 
 
-def check(path: str | Path, found: str, record: Mapping[str, Any] | None, recorded_in: str | Path) -> None:
+def check(path: str | Path, found: str, record: Any, recorded_in: str | Path) -> None:
     """Raise `RunDirError` unless `found` (the sha256 of `path`'s bytes) equals the recorded one, if any."""
-    expected = (record or {}).get("sha256")
-    if expected is None or expected == found:
-        return
     path = Path(path)
+    if record is None:
+        return
+    expected = record.get("sha256") if isinstance(record, Mapping) else None
+    if not isinstance(expected, str):
+        raise RunDirError(f"{recorded_in} holds a malformed digest record for {path.name} ({str(record)[:80]}); "
+                          "it is corrupt. Re-run the step that wrote it.")
+    if expected == found:
+        return
     raise RunDirError(
         f"{path} does not match the sha256 recorded in {recorded_in} when it was written (recorded "
         f"{expected[:12]}..., found {found[:12]}...): it was changed, or swapped in from another model or run. "

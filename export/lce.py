@@ -8,6 +8,7 @@ Design, Benchmark, and Deploy State-of-the-Art Binarized Neural Networks" (MLSys
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -129,10 +130,12 @@ def export_lce(ticket_dir: str | Path, out: str | Path | None = None, dataset: s
     with scratch.folder(out_dir, ".lce-job-") as job:  # inside the output dir: a crash leaves nothing in /tmp
         report = export_model(model, tuple(ticket.spec.input_shape), x, y, job, min_agreement)
         artifact = out_dir / "model.tflite"
-        atomic_write_bytes(artifact, (job / "model.tflite").read_bytes())
+        flatbuffer = (job / "model.tflite").read_bytes()
+        atomic_write_bytes(artifact, flatbuffer)
     report = {"artifact": str(artifact), "format": "tflite (Larq Compute Engine, target arm)",
               "ticket_dir": str(ticket_dir.resolve()), "model": ticket.spec.name, "dataset": ds_name,
               "input_shape": list(ticket.spec.input_shape), "input_layout": "NHWC" if x.ndim == 4 else "NF",
-              "density": ticket.density, "size_bytes": artifact.stat().st_size, "note": NOTE, **report}
+              "density": ticket.density, "size_bytes": len(flatbuffer),
+              "sha256": hashlib.sha256(flatbuffer).hexdigest(), "note": NOTE, **report}
     save_json(out_dir / "export.json", report)
     return report

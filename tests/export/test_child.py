@@ -29,6 +29,14 @@ def _family(path):
     return found
 
 
+def _cleanup(path):
+    """Kill whatever of a family is still alive (by pid), so a failing test leaves no process behind."""
+    if path.is_file() and path.read_text().endswith("}"):
+        for pid in json.loads(path.read_text()).values():
+            if not gone(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
 def test_random_bytes_are_decoded_never_raised_or_echoed_raw():
     code = ("import os, sys; sys.stdout.buffer.write(os.urandom(4096)); "
             "sys.stderr.buffer.write(b'ok\\xff\\xfe\\x1b[31m\\x00 boom\\n'); sys.exit(3)")
@@ -42,32 +50,40 @@ def test_random_bytes_are_decoded_never_raised_or_echoed_raw():
 
 def test_timeout_kills_the_whole_group(tmp_path):
     pids = tmp_path / "pids.json"
-    with pytest.raises(child.ChildTimeoutError, match="did not finish within 3 s"):
-        child.run([sys.executable, "-c", FAMILY, str(pids)], timeout=3)
-    family = json.loads(pids.read_text())
-    assert wait_for(lambda: gone(family["child"]) and gone(family["grandchild"]), timeout=10)
+    try:
+        with pytest.raises(child.ChildTimeoutError, match="did not finish within 3 s"):
+            child.run([sys.executable, "-c", FAMILY, str(pids)], timeout=3)
+        family = json.loads(pids.read_text())
+        assert wait_for(lambda: gone(family["child"]) and gone(family["grandchild"]), timeout=10)
+    finally:
+        _cleanup(pids)
 
 
 def test_ctrl_c_stops_the_child_and_its_children(tmp_path):
     pids = tmp_path / "pids.json"
     parent = python("import sys\nfrom export import child\n"
                     f"child.run([sys.executable, '-c', {FAMILY!r}, {str(pids)!r}])")
-    family = _family(pids)
-    os.kill(parent.pid, signal.SIGINT)  # what Ctrl-C sends (the child, in its own group, gets nothing)
-    _, err = parent.communicate(timeout=60)
-    assert "KeyboardInterrupt" in err
-    assert wait_for(lambda: gone(family["child"]) and gone(family["grandchild"]), timeout=10)
+    try:
+        family = _family(pids)
+        os.kill(parent.pid, signal.SIGINT)  # what Ctrl-C sends (the child, in its own group, gets nothing)
+        _, err = parent.communicate(timeout=60)
+        assert "KeyboardInterrupt" in err
+        assert wait_for(lambda: gone(family["child"]) and gone(family["grandchild"]), timeout=10)
+    finally:
+        _cleanup(pids)
 
 
 def test_kill_9_of_the_parent_takes_the_child_down(tmp_path):
     pids = tmp_path / "pids.json"
     parent = python("import sys\nfrom export import child\n"
                     f"child.run([sys.executable, '-c', {FAMILY!r}, {str(pids)!r}])")
-    family = _family(pids)
-    parent.kill()
-    parent.wait(timeout=60)
-    assert wait_for(lambda: gone(family["child"]), timeout=10), "the child outlived its parent"
-    os.kill(family["grandchild"], signal.SIGKILL)  # PDEATHSIG reaches direct children only; clean up ourselves
+    try:
+        family = _family(pids)
+        parent.kill()
+        parent.wait(timeout=60)
+        assert wait_for(lambda: gone(family["child"]), timeout=10), "the child outlived its parent"
+    finally:
+        _cleanup(pids)  # PDEATHSIG reaches direct children only: the `sleep` grandchild is ours to stop
 
 
 @pytest.mark.skipif(__import__("importlib").util.find_spec("larq_compute_engine") is None,
@@ -88,7 +104,10 @@ def test_kill_9_during_lce_export_leaves_no_worker_and_resume_removes_the_job_fo
     time.sleep(0.5)  # well inside TensorFlow's import: the worker is busy
     parent.kill()
     parent.wait(timeout=60)
-    assert wait_for(lambda: gone(worker[0]), timeout=10), "the LCE worker outlived lottery"
+    alive = not wait_for(lambda: gone(worker[0]), timeout=10)
+    if alive:
+        os.kill(worker[0], signal.SIGKILL)
+    assert not alive, "the LCE worker outlived lottery"
     jobs = list(run.glob(".lce-job-*"))
     assert len(jobs) == 1 and (jobs[0] / scratch.OWNER_FILE).is_file()  # kill -9 left it, in the run dir
     assert scratch.remove_stale(run) == jobs and not jobs[0].exists()
