@@ -55,8 +55,9 @@ def imp_binarize_job(width: float, epochs: float, out: str) -> list[dict]:
     import torch
 
     torch.set_num_threads(1)
-    from compress import finders
     from compress.binarize.finetune import BinarizeHparams, run
+
+    from compress import finders
 
     start = time.perf_counter()
     hp = finders.make_hparams("imp", {"model.model": "conv4", "model.width": width, "data.dataset": "mnist5k",

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from compress.errors import RunDirError, ShapeMismatchError
-from compress.io import load_tensors, save_tensors
+from compress.io import read_tensors, write_tensors
 from compress.models import prunable
 
 
@@ -65,13 +65,22 @@ class Mask(dict[str, torch.Tensor]):
         return self.keys() == other.keys() and all(bool((self[k] <= other[k]).all()) for k in self)
 
     def save(self, path: str | Path) -> Path:
-        return save_tensors(path, {k: v.to(torch.uint8) for k, v in self.items()}, {"kind": "lottery.mask"})
+        return self.write(path)[0]
+
+    def write(self, path: str | Path) -> tuple[Path, str]:
+        """Save as uint8 safetensors; returns the path and the sha256 of the bytes written."""
+        return write_tensors(path, {k: v.to(torch.uint8) for k, v in self.items()}, {"kind": "lottery.mask"})
 
     @classmethod
     def load(cls, path: str | Path) -> Mask:
-        tensors = load_tensors(path)
+        return cls.read(path)[0]
+
+    @classmethod
+    def read(cls, path: str | Path) -> tuple[Mask, str]:
+        """The mask in `path` and the sha256 of the bytes it was parsed from."""
+        tensors, digest = read_tensors(path)
         bad = [k for k, v in tensors.items() if v.dtype != torch.uint8 or bool((v > 1).any())]
         if bad:
             raise RunDirError(f"{path} is not a lottery mask: entries {', '.join(bad[:5])} are not 0/1. "
                               "It was left untouched.")
-        return cls(tensors)
+        return cls(tensors), digest

@@ -1,9 +1,12 @@
 """The Larq Compute Engine deploy target for `.tflite`: here (LCE interpreter) or on an ARM device over SSH.
 
-Both run `deploy_targets/edge_runner.py` (numpy + LCE only) in a separate process, so TensorFlow never
-shares a process with torch. Remote runs use the OpenSSH client (`ssh`/`scp`, so ~/.ssh/config, agents and
-jump hosts work) with BatchMode and strict host key checking on by default; the device gets a private
-`mktemp -d` folder that is removed afterwards, whatever happens. The local artifact is only read.
+Both run `deploy_targets/edge_runner.py` (numpy + LCE only) in a separate process (export.child: it dies
+with lottery), so TensorFlow never shares a process with torch. The file is checked first
+(deploy_targets.tflite_check); the runner's failures become one line, never its traceback. Remote runs
+use the OpenSSH client (`ssh`/`scp`, so ~/.ssh/config, agents and jump hosts work) with BatchMode and
+strict host key checking on by default; the device gets a private `mktemp -d` folder that is removed
+afterwards, whatever happens. The local artifact is only read; local scratch files (the test set,
+logits) live in a `lottery-edge-*` folder inside `work_dir` (the run dir; default: the artifact's folder).
 x86 numbers come from LCE's reference kernels (correct, not optimized); ARM latency is measured on the device.
 """
 
@@ -14,15 +17,17 @@ import platform
 import shlex
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from compress import scratch
 from compress.errors import BackendUnavailableError, LotteryError
 from deploy_targets import register
 from deploy_targets.ssh import Ssh
+from deploy_targets.tflite_check import check_tflite
+from export import child
 from export.errors import ArtifactError
 
 RUNNER = Path(__file__).with_name("edge_runner.py")
@@ -44,9 +49,12 @@ class LceTarget:
     def __init__(self, threads: int | None = 1, warmup: int = 10, iters: int = 100, host: str | None = None,
                  port: int | None = None, identity: str | Path | None = None, remote_python: str = "python3",
                  accept_new_host_key: bool = False, known_hosts: str | Path | None = None,
-                 remote_dir: str = "/tmp", **_: Any) -> None:
+                 remote_dir: str = "/tmp", work_dir: str | Path | None = None, timeout_s: float | None = None,
+                 **_: Any) -> None:
         self.threads, self.warmup, self.iters = threads or 1, warmup, iters
         self.remote_python, self.remote_dir = remote_python, remote_dir
+        # Local scratch (the test set, logits) goes into the caller's run dir, default beside the artifact.
+        self.work_dir, self.timeout_s = (Path(work_dir) if work_dir is not None else None), timeout_s
         self.ssh = Ssh(host, port, identity, accept_new_host_key, known_hosts) if host else None
 
     def available(self) -> tuple[bool, str]:
@@ -63,19 +71,23 @@ class LceTarget:
         artifact = Path(artifact)
         if not artifact.is_file() or artifact.suffix != ".tflite":
             raise ArtifactError(f"{artifact} is not an existing .tflite file; export one with `lottery export lce`.")
-        with tempfile.TemporaryDirectory(prefix="lottery-edge-") as tmp:
+        check_tflite(artifact)  # the interpreter crashes on a corrupt flatbuffer: refuse it before any child runs
+        with scratch.folder(self.work_dir or artifact.parent, "lottery-edge-") as tmp:
             data = None
             if x is not None:
-                data = Path(tmp) / "data.npz"
+                data = tmp / "data.npz"
                 np.savez(data, x=np.asarray(x, np.float32), y=np.asarray(y))
             flags = ["--threads", str(self.threads), "--warmup", str(self.warmup), "--iters", str(self.iters)]
             if self.ssh is None:
-                out = self._local(artifact, data, Path(tmp), flags)
+                out = self._local(artifact, data, tmp, flags)
             else:
-                out = self._remote(artifact, data, Path(tmp), flags)
-            logits = Path(tmp) / "logits.npy"
+                out = self._remote(artifact, data, tmp, flags)
+            logits = tmp / "logits.npy"
             if logits.is_file():
                 out["logits"] = np.load(logits)
+                if not np.isfinite(out["logits"]).all():
+                    raise ArtifactError(f"{artifact} computes non-finite outputs (NaN or inf) on the data: its weights "
+                                        "are corrupt. Export it again with `lottery export lce`.")
         out["kernels"] = kernels_label(out.get("machine", "?"))
         out["where"] = "local" if self.ssh is None else self.ssh.host
         return out
@@ -87,8 +99,7 @@ class LceTarget:
         cmd = [sys.executable, str(RUNNER), "--model", str(artifact), *flags]
         if data is not None:
             cmd += ["--data", str(data), "--logits-out", str(tmp / "logits.npy")]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        return _parse(proc, "here")
+        return _parse(child.run(cmd, timeout=self.timeout_s), "this machine", artifact)
 
     def _remote(self, artifact: Path, data: Path | None, tmp: Path, flags: list[str]) -> dict[str, Any]:
         assert self.ssh is not None
@@ -101,8 +112,8 @@ class LceTarget:
             cmd = [py, f"{remote}/{RUNNER.name}", "--model", f"{remote}/{artifact.name}", *flags]
             if data is not None:
                 cmd += ["--data", f"{remote}/data.npz", "--logits-out", f"{remote}/logits.npy"]
-            proc = self.ssh.run(shlex.join(cmd), check=False)
-            out = _parse(proc, self.ssh.host)
+            proc = self.ssh.run(shlex.join(cmd), check=False, timeout=self.timeout_s)
+            out = _parse(proc, self.ssh.host, artifact)
             if data is not None:
                 self.ssh.get(f"{remote}/logits.npy", tmp / "logits.npy")
         finally:
@@ -128,12 +139,27 @@ class LceTarget:
                                          if "lce_benchmark_model" in out else {})}
 
 
-def _parse(proc: subprocess.CompletedProcess, where: str) -> dict[str, Any]:
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        tail = "\n".join((proc.stderr or proc.stdout or "").strip().splitlines()[-6:])
-        raise EdgeRunError(f"the LCE runner failed on {where} (exit {proc.returncode}):\n{tail}")
-    return json.loads(lines[-1])
+def _parse(proc: subprocess.CompletedProcess, where: str, artifact: Path) -> dict[str, Any]:
+    """The runner's JSON line, or one clear error for each way it can fail (never its raw output)."""
+    found = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    try:
+        out = json.loads(found[-1]) if found else None
+    except ValueError:
+        out = None
+    if isinstance(out, dict) and out.get("error"):
+        msg = child.last_line(str(out.get("message", ""))).rstrip(".")
+        if out["error"] == "load":
+            raise ArtifactError(f"the LCE interpreter on {where} cannot load {artifact.name}: {msg}. The file is "
+                                "corrupt or not an LCE/TFLite model; export it again with `lottery export lce`.")
+        raise EdgeRunError(f"the LCE runner failed on {where} while running {artifact.name}: {msg}.")
+    if proc.returncode == 0 and isinstance(out, dict):
+        return out
+    if child.crashed(proc.returncode):
+        raise ArtifactError(f"the LCE runner crashed on {where} ({child.exit_text(proc.returncode)}) with "
+                            f"{artifact.name}: LCE's interpreter does not validate models fully, so a corrupt or "
+                            "foreign .tflite crashes it. Export it again with `lottery export lce`.")
+    last = child.last_line(proc.stderr) or child.last_line(proc.stdout) or "no output"
+    raise EdgeRunError(f"the LCE runner failed on {where} ({child.exit_text(proc.returncode)}): {last}")
 
 
 register(".tflite", LceTarget)

@@ -52,14 +52,25 @@ def probe():
     return out
 
 
+def _die_with_parent():
+    """On Linux the tool gets SIGKILL when this runner dies (the runner itself dies with lottery)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import signal
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    return lambda: prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
 def benchmark_tool(model, threads, warmup, iters):
     """Timings from `lce_benchmark_model` (LCE's C++ benchmark binary) when it is on PATH."""
     tool = shutil.which("lce_benchmark_model")
     if not tool:
         return None
     cmd = [tool, f"--graph={model}", f"--num_threads={threads}", f"--num_runs={iters}", f"--warmup_runs={warmup}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    text = proc.stdout + proc.stderr
+    proc = subprocess.run(cmd, capture_output=True, preexec_fn=_die_with_parent())
+    text = (proc.stdout + proc.stderr).decode("utf-8", "replace")
     stats = {}
     for line in text.splitlines():
         m = re.search(r"count=(\d+).*?min=([\d.]+) max=([\d.]+) avg=([\d.e+]+) std=([\d.]+)", line)
@@ -82,12 +93,29 @@ def main(argv=None):
     if a.probe:
         print(json.dumps(probe()))
         return 0
-    import numpy as np
-
     with open(a.model, "rb") as f:
         flatbuffer = f.read()
-    interp = load_interpreter_class()(flatbuffer, a.threads)
-    shape = tuple(interp.input_shapes[0])
+    try:
+        interp = load_interpreter_class()(flatbuffer, a.threads)
+        shape = tuple(interp.input_shapes[0])
+    except Exception as e:  # one JSON line for the caller to turn into one clear error, never a traceback
+        print(json.dumps({"error": "load", "message": _message(e)}))
+        return 3
+    try:
+        return measure(a, interp, shape)
+    except Exception as e:
+        print(json.dumps({"error": "run", "message": _message(e)}))
+        return 3
+
+
+def _message(e):
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return f"{type(e).__name__}: {lines[-1][:300] if lines else '(no message)'}"
+
+
+def measure(a, interp, shape):
+    import numpy as np
+
     x1 = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     for _ in range(a.warmup):
         interp.predict([x1])

@@ -3,7 +3,9 @@
 BatchMode (never prompts), strict host key checking unless `accept_new_host_key` (OpenSSH's
 `StrictHostKeyChecking=accept-new`: trust a host seen for the first time, still refuse a changed key).
 OpenSSH's own failures (exit 255) become one clear `DeployError` per cause: unreachable host,
-authentication failure, unknown or changed host key.
+authentication failure, unknown or changed host key. The destination is validated (never starts with
+`-`) and follows `--` in every call; ssh and scp run through `export.child` (they die with lottery,
+their output is decoded with replacement).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from compress.errors import BackendUnavailableError, LotteryError
+from compress.errors import BackendUnavailableError, LotteryError, UsageError
+from export import child
 
 PROBE = ("import sys, json, importlib.util as u, platform, shutil; print(json.dumps({'python': sys.version.split()[0], "
          "'machine': platform.machine(), 'numpy': u.find_spec('numpy') is not None, "
@@ -26,10 +29,20 @@ class DeployError(LotteryError):
     """A deployment over SSH that failed: the device, the connection or the device's software."""
 
 
+def check_host(host: str, port: int | None = None) -> None:
+    """Refuse a destination ssh could read as an option (`-oProxyCommand=...`) or that is not one word."""
+    if not host or host.startswith("-") or any(c.isspace() or not c.isprintable() for c in host):
+        raise UsageError(f"--host {host!r} is not a valid SSH destination: it must be one word, [user@]host, and "
+                         "may not start with '-' (ssh would read it as an option).")
+    if port is not None and not 1 <= int(port) <= 65535:
+        raise UsageError(f"--port {port} is not a TCP port; valid: 1..65535.")
+
+
 class Ssh:
     def __init__(self, host: str, port: int | None = None, identity: str | Path | None = None,
                  accept_new_host_key: bool = False, known_hosts: str | Path | None = None,
                  connect_timeout: int = 10) -> None:
+        check_host(host, port)
         if shutil.which("ssh") is None or shutil.which("scp") is None:
             raise BackendUnavailableError("deploying over SSH needs the OpenSSH client (ssh, scp) on this "
                                           "machine: install openssh-client.")
@@ -45,10 +58,11 @@ class Ssh:
         self.opts = opts
 
     def _ssh(self) -> list[str]:
-        return ["ssh", *self.opts, *(["-p", str(self.port)] if self.port else []), self.host]
+        # `--` ends the options: nothing after it (the host, the command) can be read as one
+        return ["ssh", *self.opts, *(["-p", str(self.port)] if self.port else []), "--", self.host]
 
     def _scp(self) -> list[str]:
-        return ["scp", "-q", *self.opts, *(["-P", str(self.port)] if self.port else [])]
+        return ["scp", "-q", *self.opts, *(["-P", str(self.port)] if self.port else []), "--"]
 
     def _check(self, proc: subprocess.CompletedProcess, what: str) -> subprocess.CompletedProcess:
         if proc.returncode == 255 or (proc.returncode != 0 and what.startswith("copy")):
@@ -56,7 +70,7 @@ class Ssh:
         return proc
 
     def _explain(self, stderr: str, what: str) -> str:
-        err = stderr.strip()
+        err = child.printable(stderr).strip()
         where = f"{self.host}{f' port {self.port}' if self.port else ''}"
         if "Host key verification failed" in err or ("host key" in err.lower() and "known" in err.lower()):
             if "CHANGED" in err:
@@ -74,15 +88,15 @@ class Ssh:
             if sign in err:
                 return (f"cannot reach {where}: {sign.lower()}. Check the address, --port, that sshd runs on the "
                         "device and that the network allows it.")
-        tail = "\n".join(err.splitlines()[-4:])
-        return f"ssh to {where} failed while trying to {what}:\n{tail}"
+        return f"ssh to {where} failed while trying to {what}:\n{child.tail(err, 4)}"
 
-    def run(self, command: str, check: bool = True, what: str = "run a command") -> subprocess.CompletedProcess:
-        proc = subprocess.run([*self._ssh(), command], capture_output=True, text=True)
+    def run(self, command: str, check: bool = True, what: str = "run a command",
+            timeout: float | None = None) -> subprocess.CompletedProcess:
+        proc = child.run([*self._ssh(), command], timeout=timeout)
         self._check(proc, what)
         if check and proc.returncode != 0:
-            tail = "\n".join(proc.stderr.strip().splitlines()[-4:])
-            raise DeployError(f"`{command}` failed on {self.host} (exit {proc.returncode}):\n{tail}")
+            raise DeployError(f"`{command}` failed on {self.host} (exit {proc.returncode}):\n"
+                              f"{child.tail(proc.stderr, 4)}")
         return proc
 
     def probe_python(self, python: str) -> dict:
@@ -90,7 +104,7 @@ class Ssh:
         proc = self.run(f"{shlex.quote(python)} -c {shlex.quote(PROBE)}", check=False, what="check Python")
         if proc.returncode != 0 or not proc.stdout.strip().startswith("{"):
             raise DeployError(f"no working Python at '{python}' on {self.host} (exit {proc.returncode}: "
-                              f"{proc.stderr.strip()[-200:]}). Pass --remote-python PATH to the device's "
+                              f"{child.last_line(proc.stderr)[-200:]}). Pass --remote-python PATH to the device's "
                               "Python 3 that has numpy and larq-compute-engine installed.")
         env = json.loads(proc.stdout.strip().splitlines()[-1])
         missing = [p for p, ok in (("numpy", env["numpy"]), ("larq-compute-engine", env["lce"])) if not ok]
@@ -110,13 +124,12 @@ class Ssh:
 
     def remove_dir(self, path: str) -> None:
         if "/lottery-edge." in path:  # only ever the folder make_dir created
-            subprocess.run([*self._ssh(), f"rm -rf {shlex.quote(path)}"], capture_output=True, text=True)
+            child.run([*self._ssh(), f"rm -rf {shlex.quote(path)}"], timeout=60)
 
     def put(self, files: list[Path], remote_dir: str) -> None:
-        proc = subprocess.run([*self._scp(), *map(str, files), f"{self.host}:{remote_dir}/"],
-                              capture_output=True, text=True)
+        proc = child.run([*self._scp(), *map(str, files), f"{self.host}:{remote_dir}/"])
         self._check(proc, "copy files to the device")
 
     def get(self, remote: str, local: Path) -> None:
-        proc = subprocess.run([*self._scp(), f"{self.host}:{remote}", str(local)], capture_output=True, text=True)
+        proc = child.run([*self._scp(), f"{self.host}:{remote}", str(local)])
         self._check(proc, "copy results from the device")

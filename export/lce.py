@@ -10,13 +10,11 @@ Binarized Neural Networks" (MLSys 2021).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from compress.errors import BackendUnavailableError, UsageError
 from compress.hparams import Hparams
 from compress.method import Context, Method, Output
+from export import child
 from export.errors import ExportError
 
 if TYPE_CHECKING:
@@ -61,19 +60,20 @@ def worker_env() -> dict[str, str]:
     return env
 
 
-def run_worker(jobs: list[Path]) -> None:
-    """Convert every job dir in ONE torch-free subprocess (TensorFlow start-up costs seconds)."""
+def run_worker(jobs: list[Path], timeout: float | None = None) -> None:
+    """Convert every job dir in ONE torch-free subprocess (TensorFlow start-up costs seconds); the worker
+    dies with this process (export.child)."""
     import importlib.util
 
     missing = [m for m in ("tensorflow", "larq", "larq_compute_engine") if importlib.util.find_spec(m) is None]
     if missing:
         raise BackendUnavailableError(f"LCE export needs {', '.join(missing)}: install the edge extra "
                                       "(`pip install -e .[edge]`, done by `bash .ci/setup`).")
-    proc = subprocess.run([sys.executable, "-m", "export.lce_worker", *map(str, jobs)], env=worker_env(),
-                          capture_output=True, text=True, cwd=ROOT)
+    proc = child.run([sys.executable, "-m", "export.lce_worker", *map(str, jobs)], env=worker_env(), cwd=ROOT,
+                     timeout=timeout)
     if proc.returncode != 0:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
-        raise WorkerError(f"the LCE conversion worker failed (exit {proc.returncode}); last lines:\n{tail}")
+        raise WorkerError(f"the LCE conversion worker failed ({child.exit_text(proc.returncode)}); last lines:\n"
+                          f"{child.tail(proc.stderr or proc.stdout, 8)}")
 
 
 def require_binary(model: nn.Module, where: str) -> None:
@@ -132,6 +132,7 @@ def finish_job(job: Path, graph: Graph, model: nn.Module, x: torch.Tensor, y: to
 def export_lce(ticket_dir: str | Path, out_dir: str | Path, dataset: str | None = None) -> dict[str, Any]:
     """Export the ticket in `ticket_dir` to `out_dir/model.tflite`; returns what was measured (parity included)."""
     from compress import data as datasets
+    from compress import scratch
     from compress.io import atomic_write_bytes
     from compress.ticket import Ticket
 
@@ -144,17 +145,14 @@ def export_lce(ticket_dir: str | Path, out_dir: str | Path, dataset: str | None 
         raise UsageError(f"the ticket in {ticket_dir} does not record its dataset; pass --dataset.")
     x, y = datasets.get(ds_name).split("test")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    job = Path(tempfile.mkdtemp(prefix=".lce-job-", dir=out_dir))
-    try:
+    with scratch.folder(out_dir, ".lce-job-") as job:  # inside the output dir: a crash leaves nothing in /tmp
         report = export_model(model, tuple(ticket.spec.input_shape), x, y, job)
-        artifact = atomic_write_bytes(out_dir / "model.tflite", (job / "model.tflite").read_bytes())
-    finally:
-        shutil.rmtree(job, ignore_errors=True)
+        flatbuffer = (job / "model.tflite").read_bytes()
+        artifact = atomic_write_bytes(out_dir / "model.tflite", flatbuffer)
     return {"artifact": artifact, "format": "tflite (Larq Compute Engine, target arm)", "model": ticket.spec.name,
             "dataset": ds_name, "input_shape": list(ticket.spec.input_shape),
             "input_layout": "NHWC" if x.ndim == 4 else "NF", "density": ticket.density,
-            "file_bytes": artifact.stat().st_size, "note": NOTE, **report}
+            "file_bytes": len(flatbuffer), "sha256": hashlib.sha256(flatbuffer).hexdigest(), "note": NOTE, **report}
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,8 @@ def export_onnx(ticket_dir: str | Path, out_dir: str | Path, opset: int = 17, sp
     return {
         "artifact": path, "model": ticket.spec.name, "dataset": ds_name, "input_shape": list(ticket.spec.input_shape),
         "density": ticket.density, "opset": opset, "fp16": fp16, "batch": batch or "dynamic",
-        "file_bytes": len(data), "file_bytes_dense_storage": dense.ByteSize(),
+        "file_bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+        "file_bytes_dense_storage": dense.ByteSize(),
         "sparse_initializers": len(stored.graph.sparse_initializer), "storage": storage,
         "bn_folding": fold.to_dict(), "ops": sorted({n.op_type for n in dense.graph.node}), "verification": checks,
         "test_acc": checks["ort_test_acc"], "torch_test_acc": torch_acc, "logits": checks.pop("logits"),

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from compress.data import checks
+from compress.errors import DataError
 
 
 @dataclass
@@ -21,6 +24,7 @@ class Dataset:
     x_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int
+    notes: list[str] = field(default_factory=list)  # fallbacks taken on load (see compress.data.checks)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -38,6 +42,7 @@ class Dataset:
             "train": len(self.y_train),
             "val": len(self.y_val),
             "test": len(self.y_test),
+            **({"notes": list(self.notes)} if self.notes else {}),
         }
 
 
@@ -62,16 +67,21 @@ def from_arrays(
     seed: int = 0,
     num_classes: int | None = None,
 ) -> Dataset:
-    """Standardize per channel with train statistics, carve a stratified validation split from train."""
-    x_train = np.asarray(x_train, dtype=np.float32)
-    x_test = np.asarray(x_test, dtype=np.float32)
-    y_train = np.asarray(y_train).astype(np.int64)
-    y_test = np.asarray(y_test).astype(np.int64)
-    if val_size:
+    """Check the arrays (compress.data.checks), standardize per channel with train statistics, carve a
+    stratified validation split from train."""
+    x_train, x_test = checks.inputs(name, "x_train", x_train), checks.inputs(name, "x_test", x_test)
+    y_train = checks.labels(name, "y_train", y_train, len(x_train))
+    y_test = checks.labels(name, "y_test", y_test, len(x_test))
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DataError(f"{name}: x_train samples have shape {x_train.shape[1:]} but x_test samples "
+                        f"{x_test.shape[1:]}; both splits must hold samples of one shape.")
+    classes = checks.classes(name, y_train, y_test, num_classes)
+    n_val, notes = checks.validation_size(name, y_train, val_size)
+    if n_val:
         from sklearn.model_selection import train_test_split  # lazy: sklearn costs seconds at CLI start-up
 
         x_train, x_val, y_train, y_val = train_test_split(
-            x_train, y_train, test_size=val_size, stratify=y_train, random_state=seed
+            x_train, y_train, test_size=n_val, stratify=y_train, random_state=seed
         )
     else:
         x_val, y_val = x_train[:0], y_train[:0]
@@ -79,8 +89,12 @@ def from_arrays(
     mean = x_train.mean(axis=axes, keepdims=True)
     std = x_train.std(axis=axes, keepdims=True) + 1e-8
     t = lambda a: torch.from_numpy(np.ascontiguousarray((a - mean) / std, dtype=np.float32))  # noqa: E731
-    classes = num_classes or int(max(y_train.max(), y_test.max()) + 1)
+    xs = {k: t(a) for k, a in (("train", x_train), ("val", x_val), ("test", x_test))}
+    for k, v in xs.items():
+        if not bool(torch.isfinite(v).all()):
+            raise DataError(f"{name}: x_{k} is not finite after standardization with the training mean and "
+                            "std (values too large for float32); rescale the inputs.")
     return Dataset(
-        name, t(x_train), torch.from_numpy(y_train), t(x_val), torch.from_numpy(y_val),
-        t(x_test), torch.from_numpy(y_test), classes,
+        name, xs["train"], torch.from_numpy(y_train), xs["val"], torch.from_numpy(y_val),
+        xs["test"], torch.from_numpy(y_test), classes, notes,
     )

@@ -69,27 +69,39 @@ def npz(path: str, val_size: float = 0.1, **_: object) -> Dataset:
     except Exception as e:
         raise DataError(f"{p} is not a readable .npz file ({e}).") from e
     need = ["x_train", "y_train", "x_test", "y_test"]
-    missing = [k for k in need if k not in keys]
-    if missing:
-        raise DataError(f"{p} lacks arrays {', '.join(missing)}; it has {', '.join(sorted(keys)) or 'none'}. "
-                        f"Required: {', '.join(need)}.")
-    xs = [_to_nchw(arrays[k], k, p) for k in ("x_train", "x_test")]
-    if xs[0].shape[1:] != xs[1].shape[1:]:
-        raise DataError(f"{p}: x_train samples have shape {xs[0].shape[1:]} but x_test {xs[1].shape[1:]}.")
-    ys = [np.asarray(arrays[k]).reshape(-1) for k in ("y_train", "y_test")]
-    for x, y, k in zip(xs, ys, ("train", "test"), strict=True):
-        if len(x) != len(y):
-            raise DataError(f"{p}: x_{k} has {len(x)} samples but y_{k} has {len(y)}.")
-        if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
-            raise DataError(f"{p}: y_{k} must hold non-negative integer class labels, got dtype {y.dtype}.")
-    return from_arrays(f"npz:{p}", xs[0], ys[0], xs[1], ys[1], val_size, 0)
+    with arrays:
+        missing = [k for k in need if k not in keys]
+        if missing:
+            raise DataError(f"{p} lacks arrays {', '.join(missing)}; it has {', '.join(sorted(keys)) or 'none'}. "
+                            f"Required: {', '.join(need)}.")
+        loaded = {k: _array(arrays, k, p) for k in need}
+    xs = [_to_nchw(loaded[k], k, p) for k in ("x_train", "x_test")]
+    return from_arrays(f"npz:{p}", xs[0], loaded["y_train"], xs[1], loaded["y_test"], val_size, 0)
+
+
+def _array(arrays: np.lib.npyio.NpzFile, key: str, p: Path) -> np.ndarray:
+    """One array of the archive; pickled objects are never loaded (loading them can run code)."""
+    try:
+        return arrays[key]
+    except ValueError as e:
+        if "allow_pickle" not in str(e):
+            raise DataError(f"{p}: {key} cannot be read ({str(e).splitlines()[0]}); the file is corrupt. Save it "
+                            "again with np.savez.") from e
+        raise DataError(f"{p}: {key} is an object array (pickled Python objects), which lottery never loads: "
+                        "unpickling can run code. Save it as a numeric array (e.g. np.asarray(x, np.float32)).") from e
+    except Exception as e:  # a truncated or corrupt member of the zip
+        raise DataError(f"{p}: {key} cannot be read ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
+                        "the file is corrupt. Save it again with np.savez.") from e
 
 
 def _to_nchw(x: np.ndarray, key: str, p: Path) -> np.ndarray:
+    if x.dtype.kind not in "biuf":
+        return x  # refused with its dtype by compress.data.checks
     if x.ndim == 2:
         return x
     if x.ndim == 3:
         return x[:, None]
     if x.ndim == 4:
         return x if x.shape[1] in (1, 3) or x.shape[-1] not in (1, 3) else x.transpose(0, 3, 1, 2)
-    raise DataError(f"{p}: {key} has {x.ndim} dimensions; expected 2 (N, D), 3 (N, H, W) or 4 (NCHW/NHWC).")
+    raise DataError(f"{p}: {key} has shape {x.shape} ({x.ndim} dimensions); expected 2 (N, D), 3 (N, H, W) or 4 "
+                    "(NCHW/NHWC).")

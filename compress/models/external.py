@@ -7,7 +7,7 @@ import inspect
 
 from torch import nn
 
-from compress.errors import UnknownNameError, UsageError
+from compress.errors import ShapeMismatchError, UnknownNameError, UsageError
 
 
 def torchvision_model(name: str, input_shape: tuple[int, ...], num_classes: int, width: float = 1.0) -> nn.Module:
@@ -27,16 +27,54 @@ def factory_model(ref: str, input_shape: tuple[int, ...], num_classes: int, widt
     module_name, _, attr = ref.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise UsageError(f"cannot import '{module_name}' for model '{ref}': {e}. The module must be importable "
-                         "(installed, or on PYTHONPATH).") from e
+    except Exception as e:  # noqa: BLE001 - ImportError, or anything the module's top level raises
+        raise UsageError(f"cannot import '{module_name}' for model '{ref}': {type(e).__name__}: {_first_line(e)}. "
+                         "The module must be importable (installed, or on PYTHONPATH).") from e
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise UsageError(f"'{module_name}' has no callable '{attr}' (from model '{ref}').")
     offered = {"num_classes": num_classes, "input_shape": tuple(input_shape), "width": width}
-    params = inspect.signature(factory).parameters
-    takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    model = factory(**{k: v for k, v in offered.items() if takes_all or k in params})
+    try:
+        params = dict(inspect.signature(factory).parameters)
+    except (TypeError, ValueError):  # a C callable without a signature: offer everything
+        params = None
+    takes_all = params is None or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    given = {k: v for k, v in offered.items() if takes_all or k in (params or {})}
+    try:
+        model = factory(**given)
+    except Exception as e:  # noqa: BLE001 - user code: any failure becomes one paragraph naming it
+        args = ", ".join(f"{k}={v!r}" for k, v in given.items())
+        raise UsageError(f"the model factory '{ref}' raised {type(e).__name__} when called as {attr}({args}): "
+                         f"{_first_line(e)}. A factory must accept num_classes (and optionally input_shape, "
+                         "width) and return a torch.nn.Module.") from e
     if not isinstance(model, nn.Module):
-        raise UsageError(f"'{ref}' returned {type(model).__name__}, not a torch.nn.Module.")
+        raise UsageError(f"the model factory '{ref}' returned {type(model).__name__}, not a torch.nn.Module. A "
+                         "factory must return the network itself (an nn.Module).")
+    _check_output(model, ref, tuple(input_shape), num_classes)
     return model
+
+
+def _check_output(model: nn.Module, ref: str, input_shape: tuple[int, ...], num_classes: int) -> None:
+    """One forward on two zero samples: the factory's network must map them to (2, num_classes) logits."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(2, *input_shape))
+    except Exception as e:  # noqa: BLE001 - user code
+        raise ShapeMismatchError(f"the network from model factory '{ref}' cannot take samples of shape "
+                                 f"{input_shape}: {type(e).__name__}: {_first_line(e)}.") from e
+    finally:
+        model.train(was_training)
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if shape != (2, num_classes):
+        raise ShapeMismatchError(f"the network from model factory '{ref}' outputs {shape} for 2 samples of shape "
+                                 f"{input_shape}; it must output logits of shape (2, {num_classes}) (one score per "
+                                 f"class of the dataset). Build its last layer from the num_classes argument.")
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return lines[0][:300].rstrip(".") if lines else "(no message)"

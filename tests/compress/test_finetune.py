@@ -21,8 +21,8 @@ def test_imp_with_2_4_stops_at_level_1_and_oneshot_2_4_retrains(tmp_path):
         if name != "0.weight":  # the 1-channel first conv has no 4-groups: left dense by policy
             assert nm.check(t1.final[name], 2, 4, name).compliant
     # One-shot 2:4 from the trained dense level 0, retrained from the trained weights (ASP).
-    done = api.run("finetune", input=run, level=0, out=tmp_path / "ft", prune={"selection": "2:4", "nm_policy": "dense"},
-                   controls={"controls": ["random"]})
+    done = api.run("finetune", input=run, level=0, out=tmp_path / "ft",
+                   prune={"selection": "2:4", "nm_policy": "dense"}, controls={"controls": ["random"]})
     src = Ticket.load(run / "seed-0" / "level-0")
     ticket = Ticket.load(api.artifact(done, "ticket"))
     assert done["metrics"]["source_test_acc"] == pytest.approx(src.metrics["test_acc"])

@@ -4,9 +4,8 @@ from torch import nn
 
 from compress import models, scoring
 from compress.errors import UsageError
-from compress.pruning import score_and_select
 from compress.mask import Mask
-from compress.pruning import PruneHparams, layer_fractions
+from compress.pruning import PruneHparams, layer_fractions, score_and_select
 
 
 def _toy():

@@ -152,7 +152,7 @@ def test_deploy_over_ssh_brings_back_latency_and_accuracy(exported, sshd):
     ("host_key", "not in known_hosts"),
     ("no_python", "no working Python at '/nonexistent/python'"),
     ("no_lce", "lacks numpy and larq-compute-engine"),
-    ("bad_model", "the LCE runner failed on"),
+    ("bad_model", "is not a TensorFlow Lite model"),
 ])
 def test_ssh_failures_are_clear_and_leave_nothing_behind(exported, sshd, tmp_path, case, expected):
     d = sshd["dir"]
@@ -164,7 +164,7 @@ def test_ssh_failures_are_clear_and_leave_nothing_behind(exported, sshd, tmp_pat
                                            capture_output=True).returncode == 0:
         pytest.skip("the system python3 has LCE installed")
     artifact = Path(exported["artifact"])
-    if case == "bad_model":  # a broken file that only fails once it runs on the device
+    if case == "bad_model":  # a broken file: refused before anything is copied to the device
         artifact = tmp_path / "broken.tflite"
         artifact.write_bytes(b"not a flatbuffer" * 8)
     before = _digest(artifact)
