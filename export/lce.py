@@ -90,10 +90,10 @@ def prepare_job(job: Path, graph: Graph, x: np.ndarray | None) -> Path:
 
 
 def export_model(model: nn.Module, input_shape: tuple[int, ...], x: torch.Tensor, y: torch.Tensor, job: Path,
-                 min_agreement: float = 0.99, convert: bool = True) -> dict[str, Any]:
+                 min_agreement: float = 0.99, convert: bool = True, float_layers: str = "float32") -> dict[str, Any]:
     """Describe, convert (in `job`) and verify `model`; returns the verification report (no final files)."""
     model = model.eval()
-    graph = describe(model, input_shape)
+    graph = describe(model, input_shape, float_layers)
     for w in graph.warnings:
         log.warning("warning: %s", w)
     prepare_job(job, graph, x.numpy())
@@ -115,8 +115,12 @@ def finish_job(job: Path, graph: Graph, model: nn.Module, x: torch.Tensor, y: to
 
 
 def export_lce(ticket_dir: str | Path, out: str | Path | None = None, dataset: str | None = None,
-               min_agreement: float = 0.99) -> dict[str, Any]:
-    """Export the ticket in `ticket_dir` to `OUT/model.tflite` (default TICKET/lce) + `export.json`, verified."""
+               min_agreement: float = 0.99, float_layers: str = "float32") -> dict[str, Any]:
+    """Export the ticket in `ticket_dir` to `OUT/model.tflite` (default TICKET/lce) + `export.json`, verified.
+
+    `float_layers="int8"` stores the weights of the layers LCE keeps in float as per-channel int8
+    (export.lce_int8); verification then also requires them to be INT8 in the flatbuffer.
+    """
     ticket_dir = Path(ticket_dir)
     ticket = Ticket.load(ticket_dir)
     model = ticket.model("final").eval()
@@ -129,7 +133,8 @@ def export_lce(ticket_dir: str | Path, out: str | Path | None = None, dataset: s
     out_dir.mkdir(parents=True, exist_ok=True)
     job = Path(tempfile.mkdtemp(prefix=".lce-job-", dir=out_dir))
     try:
-        report = export_model(model, tuple(ticket.spec.input_shape), x, y, job, min_agreement)
+        report = export_model(model, tuple(ticket.spec.input_shape), x, y, job, min_agreement,
+                              float_layers=float_layers)
         artifact = out_dir / "model.tflite"
         atomic_write_bytes(artifact, (job / "model.tflite").read_bytes())
     finally:
