@@ -22,6 +22,9 @@ Why this route (checked with LCE 0.16 / TF 2.21 on a binarized LeNet-300-100, mn
   dequantized weights: agreement 99.7% per channel, 99.3% per tensor; same file size as full int8.
 So this keeps parity best and stores 8 bits per weight; run-time memory still holds the float32 weights
 (DEQUANTIZE's persistent output) and the layer computes in float32: it shrinks the artifact, not the RAM.
+Filters under 1,024 weights stay float32, as in TFLite's own weight quantizer (`minimum_elements_for_weights`):
+they save at most 3 KB each, and on a digits conv net the 3x3x1 first conv (9 weights per channel) alone took
+agreement from 100% to 98.1% when rounded, while a 784x300 layer lost 0.3 pt.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import numpy as np
 
 FLOAT_LAYERS = ("float32", "int8")
 QMAX = 127  # narrow symmetric range: -127..127, zero point 0 (TFLite's convention for int8 weights)
+MIN_ELEMENTS = 1024  # smaller filters stay float32 (TFLite's minimum_elements_for_weights default)
 
 
 def quantize_per_channel(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
@@ -45,7 +49,8 @@ def quantize_per_channel(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarr
 
 
 def int8_weights(flatbuffer: bytes) -> bytes:
-    """The same model with every float32 constant conv/fully-connected filter stored as per-channel int8."""
+    """The same model with every float32 constant conv/fully-connected filter of at least `MIN_ELEMENTS`
+    weights stored as per-channel int8 (read through DEQUANTIZE)."""
     import flatbuffers
     from larq_compute_engine.mlir.python import tflite_schema as schema
 
@@ -64,7 +69,7 @@ def int8_weights(flatbuffer: bytes) -> bytes:
             t = g.tensors[idx] if idx >= 0 else None
             data = model.buffers[t.buffer].data if t is not None else None
             if t is not None and idx not in done and t.type == schema.TensorType.FLOAT32 and data is not None \
-                    and len(data):
+                    and len(data) >= 4 * MIN_ELEMENTS:
                 if dequantize is None:
                     dequantize = _opcode(model, schema, ops.DEQUANTIZE)
                 rewritten.append(_dequantize_op(model, g, schema, idx, axis, refs, dequantize))

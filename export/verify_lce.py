@@ -3,9 +3,10 @@
 An export is done only when (1) the LCE interpreter's top-1 agrees with the PyTorch binary network on at
 least `min_agreement` of the test set and (2) every binary-activation layer came out as `LceBconv2d` op(s)
 with bit-packed INT32 filters of the expected shape (a binary layer that became a float op is an error,
-named); with `float_layers="int8"` also (3) every float layer's filter is stored as INT8 with one scale per
-output channel (export.lce_int8). Stored bits per weight are read from the .tflite buffers, never assumed
-(Bannink et al., 2021); int8 layers count 8 bits per weight plus their scales and zero points.
+named); with `float_layers="int8"` also (3) every float layer of at least 1,024 weights has its filter stored
+as INT8 with one scale per output channel (export.lce_int8; smaller ones stay float32). Stored bits per
+weight are read from the .tflite buffers, never assumed (Bannink et al., 2021); int8 layers count 8 bits per
+weight plus their scales and zero points.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from export.errors import VerificationError
 from export.lce_graph import Graph
+from export.lce_int8 import MIN_ELEMENTS
 
 
 class ExportVerificationError(VerificationError):
@@ -63,7 +65,7 @@ def layer_table(graph: Graph, ops: list[dict[str, Any]]) -> tuple[list[dict[str,
                        bit_packed=True, stored_bits=bits, bits_limit=limit, bits_per_weight=bits / layer["weights"],
                        kept=layer["kept"], storage_waste=layer["packing"]["storage_waste"])
         elif graph.float_layers == "int8":
-            row.update(_int8_row(layer, floats, used_floats), note=INT8_NOTES[layer["kind"]])
+            row.update({"note": INT8_NOTES[layer["kind"]], **_int8_row(layer, floats, used_floats)})
         else:
             why = ("binary weights with float activations: LCE bit-packs only binary-input convs, so the exact "
                    "+-alpha weights are stored as float32" if layer["kind"] == "binary_weights_float_act"
@@ -88,11 +90,15 @@ def _int8_row(layer: dict[str, Any], floats: list[dict[str, Any]], used: set[int
     int8 = o.get("filter_type") == "INT8" and o.get("filter_scales") == layer["filters"]
     weight_bits = 8 * o.get("filter_bytes", 4 * layer["weights"])
     scale_bits = 8 * o.get("filter_quant_bytes", 0)
+    small = layer["weights"] < MIN_ELEMENTS
     return {"op": f"{o.get('op', 'no op')} ({o.get('filter_type', '?')} filter"
                   f"{' via DEQUANTIZE' if o.get('filter_via') else ''})",
             "bit_packed": False, "int8": int8, "filter_type": o.get("filter_type"), "scales": o.get("filter_scales", 0),
             "weight_bits": weight_bits, "scale_bits": scale_bits, "stored_bits": weight_bits + scale_bits,
-            "bits_limit": 8 * layer["weights"], "bits_per_weight": (weight_bits + scale_bits) / layer["weights"]}
+            "bits_limit": (32 if small else 8) * layer["weights"],
+            "bits_per_weight": (weight_bits + scale_bits) / layer["weights"],
+            **({"note": f"fewer than {MIN_ELEMENTS} weights: kept float32 (as TFLite's weight quantizer does)"}
+               if small else {})}
 
 
 def verify(graph: Graph, ops: list[dict[str, Any]], torch_out: np.ndarray, lce_out: np.ndarray, y: np.ndarray,
@@ -128,10 +134,11 @@ def verify(graph: Graph, ops: list[dict[str, Any]], torch_out: np.ndarray, lce_o
     report["float_layer_bits"] = int(sum(r["stored_bits"] for r in unpacked))  # int8: with scales, zero points
     report["float_bits_per_weight"] = report["float_layer_bits"] / max(1, report["float_layer_weights"])
     not_int8 = [f"{r['layer']} ({r['op']}, {r['scales']} scales for {r['weights']} weights)"
-                for r in rows if r.get("int8") is False]
+                for r in rows if r.get("int8") is False and r["weights"] >= MIN_ELEMENTS]
     if not_int8:
         raise ExportVerificationError(
-            "float layers were to be stored as int8 (one scale per output channel), but the .tflite holds: "
+            f"float layers of >= {MIN_ELEMENTS} weights were to be stored as int8 (one scale per output channel), but "
+            "the .tflite holds: "
             f"{'; '.join(not_int8)}. The .tflite was not written.")
     if n and agree < min_agreement:
         raise ExportVerificationError(
