@@ -30,6 +30,7 @@ from compress.ticket import Ticket
 from compress.train import predict
 from export.errors import ExportError
 from export.lce_graph import Graph, describe
+from export.lce_int8 import check_float_layers
 from export.verify_lce import verify
 
 log = logging.getLogger("lottery")
@@ -121,6 +122,7 @@ def export_lce(ticket_dir: str | Path, out: str | Path | None = None, dataset: s
     `float_layers="int8"` stores the weights of the layers LCE keeps in float as per-channel int8
     (export.lce_int8); verification then also requires them to be INT8 in the flatbuffer.
     """
+    check_float_layers(float_layers)
     ticket_dir = Path(ticket_dir)
     ticket = Ticket.load(ticket_dir)
     model = ticket.model("final").eval()

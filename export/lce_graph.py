@@ -20,8 +20,7 @@ import torch
 from torch import nn
 
 from compress.binarize.layers import BINARY_TYPES, BinaryConv2d, BinaryLinear
-from compress.errors import UsageError
-from export.lce_int8 import FLOAT_LAYERS
+from export.lce_int8 import check_float_layers
 from export.lce_trace import UnsupportedLayersError, trace
 
 
@@ -74,9 +73,7 @@ def describe(model: nn.Module, input_shape: tuple[int, ...], float_layers: str =
     residual blocks rebuild as they run in PyTorch. `float_layers="int8"` asks the worker to store the filters
     of the layers that stay float (first/last, float-activation ones) as per-channel int8 (export.lce_int8).
     """
-    if float_layers not in FLOAT_LAYERS:
-        raise UsageError(f"float_layers must be one of {', '.join(FLOAT_LAYERS)}, got {float_layers!r}: float32 "
-                         "keeps LCE's float layers as they are, int8 stores their weights in 8 bits.")
+    check_float_layers(float_layers)
     steps = trace(model)
     shape = list(input_shape)  # torch layout without batch: (C, H, W) or (F,)
     g = Graph(input_shape=[shape[1], shape[2], shape[0]] if len(shape) == 3 else shape, float_layers=float_layers)

@@ -40,6 +40,17 @@ QMAX = 127  # narrow symmetric range: -127..127, zero point 0 (TFLite's conventi
 MIN_ELEMENTS = 1024  # smaller filters stay float32 (TFLite's minimum_elements_for_weights default)
 
 
+def check_float_layers(value: str) -> str:
+    """`value` if it names a storage for LCE's float layers, else a UsageError naming the valid ones."""
+    if value not in FLOAT_LAYERS:
+        from compress.errors import UsageError
+
+        raise UsageError(f"float_layers must be one of {', '.join(FLOAT_LAYERS)}, got {value!r}: float32 keeps "
+                         "LCE's float layers as they are, int8 stores their weights in 8 bits (one scale per "
+                         "output channel).")
+    return value
+
+
 def quantize_per_channel(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric int8 values and float32 scales (one per index of `axis`); an all-zero channel gets scale 1."""
     w = np.asarray(w, dtype=np.float32)

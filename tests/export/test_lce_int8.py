@@ -11,8 +11,10 @@ from torch import nn
 from compress import models
 from compress.binarize.layers import BINARY_TYPES, BinaryConv2d
 from compress.errors import UsageError
+from compress.mask import Mask
+from compress.ticket import Ticket
 from compress.train import TrainHparams, predict, train
-from export.lce import finish_job, prepare_job, run_worker
+from export.lce import export_lce, finish_job, prepare_job, run_worker
 from export.lce_graph import describe
 from export.lce_int8 import MIN_ELEMENTS, quantize_per_channel
 from export.verify_lce import ExportVerificationError, verify
@@ -143,9 +145,16 @@ def test_worker_stays_torch_free_with_int8(exported):
     assert loaded["torch"] is False and loaded["larq_compute_engine"] is True
 
 
-def test_unknown_float_layers_value_is_refused():
+def test_unknown_float_layers_value_is_refused(tmp_path):
     with pytest.raises(UsageError, match="float_layers must be one of float32, int8, got 'int4'"):
         describe(_conv_net(), SHAPE, float_layers="int4")
+    binary = {"transforms": [{"name": "binarize", "act": "binary"}]}
+    spec = models.ModelSpec("lenet_300_100", SHAPE, 10, 0.25, extra=binary)
+    model = models.build(spec, seed=0)
+    Ticket(spec, model.state_dict(), Mask.ones_like(model), meta={"dataset": "digits"}).save(tmp_path)
+    with pytest.raises(UsageError, match="float_layers must be one of float32, int8, got 'fp8'"):
+        export_lce(tmp_path, float_layers="fp8")
+    assert not (tmp_path / "lce").exists()  # refused before anything is written
 
 
 def test_quantize_per_channel_invariants():
