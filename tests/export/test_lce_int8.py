@@ -53,7 +53,12 @@ def _nets(digits) -> dict[str, nn.Module]:
 
 @pytest.fixture(scope="module")
 def exported(digits, tmp_path_factory):
-    nets = _nets(digits)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny nets: one thread is as fast, and far faster on a shared, loaded CPU
+    try:
+        nets = _nets(digits)
+    finally:
+        torch.set_num_threads(threads)
     root = tmp_path_factory.mktemp("lce-int8")
     x, y = digits.split("test")
     jobs = {}
