@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compress.errors import BackendUnavailableError, UsageError
-from compress.hparams import Hparams
+from compress.hparams import Hparams, setting
 from compress.method import Context, Method, Output
 from export import child
 from export.errors import ExportError
@@ -97,12 +97,12 @@ def prepare_job(job: Path, graph: Graph, x: np.ndarray | None) -> Path:
 
 
 def export_model(model: nn.Module, input_shape: tuple[int, ...], x: torch.Tensor, y: torch.Tensor, job: Path,
-                 min_agreement: float = 0.99, convert: bool = True) -> dict[str, Any]:  # min_agreement: recorded
+                 min_agreement: float = 0.99, convert: bool = True, float_layers: str = "float32") -> dict[str, Any]:
     """Describe, convert (in `job`) and verify `model`; returns the verification report (no final files)."""
     from export.lce_graph import describe
 
     model = model.eval()
-    graph = describe(model, input_shape)
+    graph = describe(model, input_shape, float_layers)
     for w in graph.warnings:
         log.warning("warning: %s", w)
     prepare_job(job, graph, x.numpy())
@@ -129,9 +129,16 @@ def finish_job(job: Path, graph: Graph, model: nn.Module, x: torch.Tensor, y: to
     return report
 
 
-def export_lce(ticket_dir: str | Path, out_dir: str | Path, dataset: str | None = None) -> dict[str, Any]:
-    """Export the ticket in `ticket_dir` to `out_dir/model.tflite`; returns what was measured (parity included)."""
+def export_lce(ticket_dir: str | Path, out_dir: str | Path, dataset: str | None = None,
+               float_layers: str = "float32") -> dict[str, Any]:
+    """Export the ticket in `ticket_dir` to `out_dir/model.tflite`; returns what was measured (parity included).
+
+    `float_layers="int8"` stores the weights of the layers LCE keeps in float as per-channel int8
+    (export.lce_int8); verification then also requires them to be INT8 in the flatbuffer."""
     from compress import data as datasets
+    from export.lce_int8 import check_float_layers
+
+    check_float_layers(float_layers)
     from compress import scratch
     from compress.io import atomic_write_bytes
     from compress.ticket import Ticket
@@ -146,7 +153,7 @@ def export_lce(ticket_dir: str | Path, out_dir: str | Path, dataset: str | None 
     x, y = datasets.get(ds_name).split("test")
     out_dir = Path(out_dir)
     with scratch.folder(out_dir, ".lce-job-") as job:  # inside the output dir: a crash leaves nothing in /tmp
-        report = export_model(model, tuple(ticket.spec.input_shape), x, y, job)
+        report = export_model(model, tuple(ticket.spec.input_shape), x, y, job, float_layers=float_layers)
         flatbuffer = (job / "model.tflite").read_bytes()
         artifact = atomic_write_bytes(out_dir / "model.tflite", flatbuffer)
     return {"artifact": artifact, "format": "tflite (Larq Compute Engine, target arm)", "model": ticket.spec.name,
@@ -157,7 +164,10 @@ def export_lce(ticket_dir: str | Path, out_dir: str | Path, dataset: str | None 
 
 @dataclass(frozen=True)
 class ExportLceHparams(Hparams):
-    """The LCE export has no knobs of its own yet: conventions follow the binarized ticket."""
+    float_layers: str = setting("float32", choices=("float32", "int8"),
+                                help="Weights of the layers LCE keeps in float (first/last, binary weights on "
+                                     "float inputs): float32, or int8 per output channel (a smaller file; the layers "
+                                     "still compute in float32, so RAM and speed are unchanged).")
 
 
 def available(hp: Any) -> tuple[bool, str]:
@@ -172,12 +182,13 @@ def run(ctx: Context) -> Output:
 
     from compress.measure import agreement
 
-    rep = export_lce(ctx.input("binary_ticket"), ctx.dir, ctx.scope.dataset)
+    rep = export_lce(ctx.input("binary_ticket"), ctx.dir, ctx.scope.dataset, ctx.settings.float_layers)
     base = None if ctx.baseline is None else ctx.baseline.artifacts.get("predictions")
     metrics = {"test_acc": rep["lce_test_acc"], "torch_test_acc": rep["torch_test_acc"], "density": rep["density"],
                "file_bytes": rep["file_bytes"], "parity_agreement": rep["agreement"],
                "parity_max_abs_diff": rep["max_abs_diff"], "packed_fraction": rep["packed_fraction"],
                "binary_layer_bits_per_weight": rep["binary_bits_per_weight"],
+               "float_layer_bits_per_weight": rep.get("float_bits_per_weight"),
                "agreement": agreement(base, torch.from_numpy(rep.pop("lce_logits").argmax(1)))}
     details = {k: v for k, v in rep.items() if k not in ("artifact", "note")}
     return Output(metrics, {"tflite": rep["artifact"]}, [rep["note"], *rep.get("warnings", [])], details)
@@ -190,6 +201,6 @@ METHOD = Method(
         "as two averaged binary kernels); the LCE interpreter is checked against PyTorch on the whole test set.",
     needs=("binary_ticket",), produces=("tflite",),
     metrics=("test_acc", "torch_test_acc", "density", "file_bytes", "parity_agreement", "parity_max_abs_diff",
-             "packed_fraction", "binary_layer_bits_per_weight", "agreement"),
+             "packed_fraction", "binary_layer_bits_per_weight", "float_layer_bits_per_weight", "agreement"),
     gates={"min_parity": 0.99, "min_packed_fraction": 0.5},
 )

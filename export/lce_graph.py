@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from compress.binarize.layers import BINARY_TYPES, BinaryConv2d, BinaryLinear
+from export.lce_int8 import check_float_layers
 from export.lce_trace import UnsupportedLayersError, trace
 
 
@@ -31,13 +32,15 @@ class Graph:
     layers: list[dict[str, Any]] = field(default_factory=list)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    float_layers: str = "float32"  # storage of the layers LCE keeps in float: float32 or int8 (export.lce_int8)
 
     def add(self, key: str, value: torch.Tensor | np.ndarray) -> str:
         self.arrays[key] = np.ascontiguousarray(np.asarray(value, dtype=np.float32))
         return key
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": "lottery.lce-graph/2", "input_shape": self.input_shape, "layers": self.layers}
+        return {"format": "lottery.lce-graph/2", "input_shape": self.input_shape, "layers": self.layers,
+                "float_layers": self.float_layers}
 
 
 def _padding(k: tuple[int, int], s: tuple[int, int], p: tuple[int, int], d: tuple[int, int]) -> str:
@@ -63,15 +66,17 @@ def _waste(g: Graph, name: str, cin: int, cout: int) -> dict[str, Any]:
     return info
 
 
-def describe(model: nn.Module, input_shape: tuple[int, ...]) -> Graph:
+def describe(model: nn.Module, input_shape: tuple[int, ...], float_layers: str = "float32") -> Graph:
     """Describe `model` (eval mode, already masked) for the larq rebuild; see the module docstring.
 
     Every layer names the tensor it reads (`src`, or `srcs` for an add) and the one it writes (`id`), so
-    residual blocks rebuild as they run in PyTorch.
+    residual blocks rebuild as they run in PyTorch. `float_layers="int8"` asks the worker to store the filters
+    of the layers that stay float (first/last, float-activation ones) as per-channel int8 (export.lce_int8).
     """
+    check_float_layers(float_layers)
     steps = trace(model)
     shape = list(input_shape)  # torch layout without batch: (C, H, W) or (F,)
-    g = Graph(input_shape=[shape[1], shape[2], shape[0]] if len(shape) == 3 else shape)
+    g = Graph(input_shape=[shape[1], shape[2], shape[0]] if len(shape) == 3 else shape, float_layers=float_layers)
     alias: dict[str, str] = {}           # fx node -> the tensor name it reads as (identity layers, input)
     shapes: dict[str, list[int]] = {}
     perms: dict[str, np.ndarray | None] = {}  # keras feature i = torch feature perm[i] (None for maps)

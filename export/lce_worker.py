@@ -3,6 +3,7 @@
 Run as `python -m export.lce_worker JOB_DIR [JOB_DIR ...]` with TF_USE_LEGACY_KERAS=1 (larq needs Keras 2).
 Each JOB_DIR holds `graph.json` and `arrays.npz` (from export.lce_graph) and optionally `x.npy` (NHWC
 inputs); the worker writes `model.tflite`, `lce_out.npy` (LCE interpreter logits on x) and `ops.json`.
+With `"float_layers": "int8"` in the graph, the float layers' filters are stored as int8 (export.lce_int8).
 It imports only numpy, tensorflow, larq and larq_compute_engine: never torch (a test checks it).
 Layers follow larq's `QuantConv2D(input_quantizer="ste_sign", kernel_quantizer="ste_sign", pad_values=1.0)`,
 converted with `larq_compute_engine.convert_keras_model(target="arm")` (Geiger & Team Plumerai, 2020).
@@ -114,14 +115,26 @@ def inspect_ops(flatbuffer: bytes) -> list[dict[str, Any]]:
         codes.append(c.CustomCode().decode() if c.CustomCode() else builtin.get(code, str(code)))
     g = model.Subgraphs(0)
     ops = []
+    producer = {}  # DEQUANTIZE output -> its input: the int8-stored filter (export.lce_int8)
     for i in range(g.OperatorsLength()):
         op = g.Operators(i)
         entry: dict[str, Any] = {"op": codes[op.OpcodeIndex()]}
+        if entry["op"] == "DEQUANTIZE":
+            producer[op.Outputs(0)] = op.Inputs(0)
         if entry["op"] in ("LceBconv2d", "CONV_2D", "FULLY_CONNECTED", "DEPTHWISE_CONV_2D") and op.InputsLength() > 1:
-            t = g.Tensors(op.Inputs(1))
+            stored = producer.get(op.Inputs(1), op.Inputs(1))
+            t = g.Tensors(stored)
             entry["filter_shape"] = t.ShapeAsNumpy().tolist() if t.ShapeLength() else []
             entry["filter_type"] = types.get(t.Type(), str(t.Type()))
             entry["filter_bytes"] = int(model.Buffers(t.Buffer()).DataLength())
+            if stored != op.Inputs(1):
+                entry["filter_via"] = "DEQUANTIZE"
+            q = t.Quantization()
+            if q is not None and q.ScaleLength():
+                # scales are float32, zero points int64 in the TFLite schema: both are stored bytes
+                entry["filter_scales"] = int(q.ScaleLength())
+                entry["filter_quant_axis"] = int(q.QuantizedDimension())
+                entry["filter_quant_bytes"] = 4 * int(q.ScaleLength()) + 8 * int(q.ZeroPointLength())
         ops.append(entry)
     return ops
 
@@ -130,11 +143,15 @@ def run_job(job: Path) -> None:
     import larq_compute_engine as lce
     from larq_compute_engine.tflite.python.interpreter import Interpreter
 
+    from export.lce_int8 import int8_weights
+
     graph = json.loads((job / "graph.json").read_text())
     with np.load(job / "arrays.npz") as f:
         arrays = {key: f[key] for key in f.files}
     model = build_keras(graph, arrays)
     flatbuffer = lce.convert_keras_model(model, target="arm")
+    if graph.get("float_layers", "float32") == "int8":
+        flatbuffer = int8_weights(flatbuffer)
     _write(job / "model.tflite", flatbuffer)
     _write(job / "ops.json", json.dumps(inspect_ops(flatbuffer), indent=1).encode())
     if (job / "x.npy").is_file():
