@@ -46,24 +46,30 @@ def exported(tmp_path_factory):
     Ticket(spec, model.state_dict(), mask, meta={"dataset": "digits"}).save(d)
     res = runner.invoke(app, ["export", "lce", str(d), "--json"])
     assert res.exit_code == 0, res.output
-    return json.loads(res.stdout)
+    rep = json.loads(res.stdout)
+    rep["artifact"] = str(Path(rep["run_dir"]) / rep["artifacts"]["tflite"])
+    rep["ticket_dir"] = str(d)
+    return rep
 
 
 def test_cli_export_writes_a_verified_tflite(exported):
-    r = exported
+    r, m, d = exported, exported["metrics"], exported["details"]
     path = Path(r["artifact"])
-    assert path.is_file() and path.stat().st_size == r["size_bytes"] and (path.parent / "export.json").is_file()
-    assert r["agreement"] >= 0.99 and r["ternary"] and r["ops"]["LceBconv2d"] == 6
-    assert r["binary_layer_bits"] == r["binary_layer_bits_limit"] and "reference kernels" in r["note"]
+    assert path.is_file() and path.stat().st_size == m["file_bytes"] and (path.parent / "report.json").is_file()
+    assert m["parity_agreement"] >= 0.99 and d["ternary"] and d["ops"]["LceBconv2d"] == 6
+    assert d["binary_layer_bits"] == d["binary_layer_bits_limit"] and any("reference kernels" in n for n in r["notes"])
+    assert m["packed_fraction"] == 1.0 and {g["gate"] for g in r["gates"]} == {"min_parity", "min_packed_fraction"}
 
 
 def test_local_deploy_and_bench_target(exported):
     path = Path(exported["artifact"])
-    res = runner.invoke(app, ["deploy", "edge", str(path), "--local", "--dataset", "digits", "--iters", "5", "--json"])
+    res = runner.invoke(app, ["deploy", "edge", str(path), "--local", "--iterations", "5", "--json"])
     assert res.exit_code == 0, res.output
     r = json.loads(res.stdout)
-    assert r["test_acc"] == pytest.approx(exported["lce_test_acc"]) and r["samples"] == 360
-    assert 0 < r["latency_ms_p50"] <= r["latency_ms_p90"] and r["threads"] == 1 and "reference kernels" in r["kernels"]
+    m = r["metrics"]
+    assert m["test_acc"] == pytest.approx(exported["metrics"]["test_acc"]) and r["details"]["samples"] == 360
+    assert 0 < m["latency_ms_p50"] <= m["latency_ms_p90"] and r["details"]["threads"] == 1
+    assert "reference kernels" in r["details"]["kernels"] and r["scope"]["dataset"] == "digits"
     target = deploy_targets.for_artifact(path, threads=1, warmup=1, iters=3)
     assert isinstance(target, LceTarget) and target.available()[0]
     bench = target.benchmark(path, (1, 8, 8), (1, 8))
@@ -138,12 +144,12 @@ def test_deploy_over_ssh_brings_back_latency_and_accuracy(exported, sshd):
     res = runner.invoke(app, ["deploy", "edge", str(path), "--host", sshd["host"], "--port", str(sshd["port"]),
                               "--identity", str(sshd["dir"] / "client_key"), "--known-hosts",
                               str(sshd["dir"] / "known_hosts"), "--remote-python", sys.executable, "--remote-dir",
-                              str(sshd["dir"] / "remote"), "--dataset", "digits", "--iters", "5", "--json"])
+                              str(sshd["dir"] / "remote"), "--iterations", "5", "--json"])
     assert res.exit_code == 0, res.output
     r = json.loads(res.stdout)
-    assert r["where"] == sshd["host"] and r["device"]["lce"]
-    assert r["test_acc"] == pytest.approx(exported["lce_test_acc"])
-    assert r["latency_ms_p50"] > 0 and list((sshd["dir"] / "remote").iterdir()) == []  # device folder removed
+    assert r["details"]["where"] == sshd["host"] and r["details"]["device"]["lce"]
+    assert r["metrics"]["test_acc"] == pytest.approx(exported["metrics"]["test_acc"])
+    assert r["metrics"]["latency_ms_p50"] > 0 and list((sshd["dir"] / "remote").iterdir()) == []  # folder removed
 
 
 @pytest.mark.parametrize("case, expected", [
@@ -183,9 +189,11 @@ def test_accept_new_host_key_trusts_a_first_seen_device(sshd, tmp_path, exported
     assert (sshd["dir"] / "host_key.pub").read_text().split()[1] in known.read_text()  # recorded (maybe hashed)
 
 
-def test_edge_cli_needs_exactly_one_of_host_or_local(tmp_path):
+def test_edge_cli_refuses_host_and_local_together_and_hosts_that_look_like_options(tmp_path):
     model = tmp_path / "m.tflite"
     model.write_bytes(b"x")
-    res = runner.invoke(app, ["deploy", "edge", str(model)])
-    assert res.exit_code == 2 and "exactly one of --host" in res.output
+    res = runner.invoke(app, ["deploy", "edge", str(model), "--local", "--host", "pi@board", "--dataset", "digits"])
+    assert res.exit_code == 2 and "not both" in res.output
+    res = runner.invoke(app, ["deploy", "edge", str(model), "--host=-oProxyCommand=x", "--dataset", "digits"])
+    assert res.exit_code == 2 and "would reach ssh as an option" in res.output and "Traceback" not in res.output
     assert np.array_equal(np.frombuffer(model.read_bytes(), np.uint8), np.frombuffer(b"x", np.uint8))

@@ -25,7 +25,7 @@ def test_latency_harness_counts_and_orders():
     r = measure(lambda: calls.append(1), warmup=3, iters=20)
     assert len(calls) == 23 and r["iters"] == 20 and r["latency_ms_p50"] <= r["latency_ms_p90"]
     s = sweep(lambda b: (lambda: sum(range(b))), (1, 64), warmup=1, iters=5)
-    assert set(s) == {"1", "64"} and all(v["throughput_per_s"] > 0 for v in s.values())
+    assert set(s) == {"1", "64"} and all(v["throughput_sps"] > 0 for v in s.values())
 
 
 def test_onnx_target_by_suffix_evaluates_like_pytorch(exported, digits):
@@ -37,7 +37,22 @@ def test_onnx_target_by_suffix_evaluates_like_pytorch(exported, digits):
     assert ev["test_acc"] == pytest.approx(evaluate(Ticket.load(tdir).model(), x, y)[1])
     bm = target.benchmark(rep["artifact"], (1, 8, 8), (1, 64))
     assert set(bm["batch"]) == {"1", "64"} and bm["providers"] == ["CPUExecutionProvider"]
-    assert target.metadata(rep["artifact"])["ticket_dir"] == str(tdir.resolve())
+    from export.onnx import ticket_sha256
+
+    assert target.metadata(rep["artifact"])["ticket_sha256"] == ticket_sha256(tdir.resolve())
+
+
+def test_ticket_directories_run_on_the_torch_target_with_the_same_harness(exported, digits):
+    from deploy_targets.torch_eager import TorchTarget
+
+    _, tdir = exported
+    target = deploy_targets.for_artifact(tdir, threads=1, iters=5, warmup=1)
+    assert isinstance(target, TorchTarget)
+    x, y = digits.split("test")
+    assert target.evaluate(tdir, x.numpy(), y.numpy())["test_acc"] == pytest.approx(
+        evaluate(Ticket.load(tdir).model(), x, y)[1])
+    bm = target.benchmark(tdir, (1, 8, 8), (1, 4))
+    assert set(bm["batch"]) == {"1", "4"} and bm["batch"]["4"]["iters"] == 5 and bm["threads"] == 1
 
 
 def test_unknown_suffix_lists_supported(tmp_path):

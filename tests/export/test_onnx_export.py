@@ -1,4 +1,4 @@
-import json
+import hashlib
 
 import onnx
 import pytest
@@ -38,12 +38,12 @@ def test_round_trip_parity_linear_conv_residual(tmp_path, digits, name, width):
             assert node.input[1] in inits
 
 
-def test_verification_catches_a_model_that_differs(digits):
+def test_verification_measures_a_model_that_differs(digits):
     spec = ModelSpec("lenet_300_100", (1, 8, 8), 10, 0.25)
     a, b = build(spec, seed=0).eval(), build(spec, seed=1).eval()
     x, y = digits.split("test")
-    with pytest.raises(VerificationError, match="disagrees with PyTorch"):
-        verify(to_onnx(a, (1, 8, 8)), None, b, x, y)
+    checks = verify(to_onnx(a, (1, 8, 8)), None, b, x, y)  # measured for the parity gates, not judged here
+    assert checks["agreement"] < 0.5 and not checks["allclose"] and checks["max_abs_diff"] > 1e-2
 
 
 def test_export_ticket_writes_verified_small_file_with_metadata(tmp_path):
@@ -54,10 +54,10 @@ def test_export_ticket_writes_verified_small_file_with_metadata(tmp_path):
     assert meta["ticket_sha256"] == ticket_sha256(tdir.resolve()) and meta["hparams_digest"] == "0123abcd"
     assert float(meta["density"]) == pytest.approx(Ticket.load(tdir).density)
     assert float(meta["test_acc"]) == pytest.approx(rep["torch_test_acc"]) and meta["dataset"] == "digits"
-    assert len(model.graph.sparse_initializer) == 3 and rep["size_ratio_vs_dense_storage"] < 0.4
+    assert len(model.graph.sparse_initializer) == 3 and rep["file_bytes"] < 0.4 * rep["file_bytes_dense_storage"]
     assert rep["verification"]["sparse_storage_identical"] and "densifies" in rep["note"]
-    saved = json.loads((tmp_path / "out" / "export.json").read_text())
-    assert saved["size_bytes"] == (tmp_path / "out" / "model.onnx").stat().st_size
+    assert rep["file_bytes"] == (tmp_path / "out" / "model.onnx").stat().st_size
+    assert rep["sha256"] == hashlib.sha256((tmp_path / "out" / "model.onnx").read_bytes()).hexdigest()
     dense = export_onnx(tdir, tmp_path / "dense", sparse_storage="dense", batch=7)
     m = onnx.load(dense["artifact"])
     assert len(m.graph.sparse_initializer) == 0 and m.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 7
@@ -94,20 +94,18 @@ def test_opset_too_old_for_the_graph():
         to_onnx(nn.Flatten(), (1, 8, 8), opset=5)
 
 
-def test_nothing_is_written_when_verification_fails(tmp_path, monkeypatch):
+def test_a_graph_the_checker_rejects_is_refused_and_nothing_written(tmp_path, monkeypatch):
     tdir = make_ticket(tmp_path / "t")
-    # Simulate an exporter bug: the graph that gets exported no longer computes the ticket's function.
-    import export.onnx as exp
+    import export.onnx_graph as graph
 
-    real = exp.fold_batchnorm
+    real = graph.to_onnx
 
-    def corrupting(model):
-        folded, rep = real(model)
-        with torch.no_grad():
-            folded[1].bias.add_(1.0)
-        return folded, rep
+    def broken(*args, **kwargs):  # an exporter bug: a node whose input no node produces
+        model = real(*args, **kwargs)
+        model.graph.node[0].input[0] = "nowhere"
+        return model
 
-    monkeypatch.setattr(exp, "fold_batchnorm", corrupting)
-    with pytest.raises(VerificationError):
-        exp.export_onnx(tdir, tmp_path / "o")
-    assert not (tmp_path / "o" / "model.onnx").exists() and not (tmp_path / "o" / "export.json").exists()
+    monkeypatch.setattr(graph, "to_onnx", broken)
+    with pytest.raises(VerificationError, match="graph is invalid"):
+        export_onnx(tdir, tmp_path / "o")
+    assert not (tmp_path / "o" / "model.onnx").exists()
