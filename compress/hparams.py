@@ -235,6 +235,8 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     if origin is tuple:
         if isinstance(value, str):
             value = [value]
+        if isinstance(value, (list, tuple)) and [str(v).lower() for v in value] == ["none"]:
+            value = []  # `--controls none`: an empty list from the command line
         if not isinstance(value, (list, tuple)):
             raise UsageError(f"setting '{where}' must be a list, got {value!r}.")
         if len(args) == 2 and args[1] is Ellipsis:

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -138,13 +139,21 @@ def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
         raise RunDirError(f"cannot read {path}: {e.strerror or e}. A finished step needs this file; re-run the "
                           "step that writes it.") from e
     try:
-        return load(data), hashlib.sha256(data).hexdigest()
+        tensors = load(data)
     except Exception as e:  # noqa: BLE001 - the Rust parser raises several types on bad bytes
         why = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise RunDirError(
             f"{path} is corrupt or not a safetensors file ({why}). It was left untouched; move it away or "
             "delete it yourself to let the run redo that step."
         ) from e
+    # The file's header order is not stable across processes: a fixed (natural) order keeps everything derived
+    # from these dicts (pooled selections, JSON) the same on every run.
+    return {k: tensors[k] for k in sorted(tensors, key=natural_key)}, hashlib.sha256(data).hexdigest()
+
+
+def natural_key(name: str) -> list[Any]:
+    """`layer10.weight` after `layer2.weight`: digits compare as numbers (module order for Sequential nets)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def sha256_file(path: str | Path) -> str:

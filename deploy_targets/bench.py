@@ -31,6 +31,7 @@ class BenchHparams(Hparams):
     warmup: int = setting(20, lo=0, help="Untimed warm-up calls per batch size.")
     iterations: int = setting(200, lo=1, help="Timed calls per batch size.")
     provider: str = setting("cpu", choices=PROVIDERS, help="ONNX Runtime provider.")
+    device: str = setting("cpu", choices=("cpu", "cuda"), help="PyTorch eager device (ticket directories).")
     reference: bool = setting(True, help="Also time the PyTorch eager ticket behind the artifact and the dense "
                                          "baseline on the same target, in the same run.")
     ssh: SshHparams = setting(factory=SshHparams, prefix="", help="Run a .tflite on an ARM board over SSH.")
@@ -46,7 +47,7 @@ def _target(path: Path, hp: BenchHparams) -> Any:
     import deploy_targets
 
     opts: dict[str, Any] = {"threads": hp.threads, "warmup": hp.warmup, "iters": hp.iterations,
-                            "provider": hp.provider, **hp.ssh.target_options()}
+                            "provider": hp.provider, "device": hp.device, **hp.ssh.target_options()}
     return deploy_targets.for_artifact(path, **opts)
 
 
@@ -63,6 +64,20 @@ def _lce(target: Any, path: Path, data: Any, evaluate: bool) -> tuple[dict[str, 
     row = {k: out[k] for k in ("latency_ms_p50", "latency_ms_p90", "latency_ms_mean", "iters", "warmup")}
     row["throughput_sps"] = 1e3 / out["latency_ms_p50"] if out["latency_ms_p50"] > 0 else float("inf")
     return {"1": row}, out.get("test_acc"), out["kernels"]
+
+
+def available(hp: BenchHparams) -> tuple[bool, str]:
+    """GPU benches (cuda eager, ORT's CUDA/TensorRT providers) need a GPU; the rest runs anywhere."""
+    if hp.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            return False, "no CUDA GPU on this machine (torch.cuda.is_available() is False)"
+    if hp.provider != "cpu":
+        from deploy_targets.onnxruntime import OnnxRuntimeTarget
+
+        return OnnxRuntimeTarget(provider=hp.provider).available()
+    return True, ""
 
 
 def needs(hp: BenchHparams) -> tuple[str, ...]:
@@ -82,6 +97,7 @@ def run(ctx: Context) -> Output:
     shape = tuple(data.input_shape)
     sizes = (1,) if kind == "tflite" else tuple(hp.batch_sizes)
     record = ctx.record(kind)
+    _check_shape(kind, path, target, record, shape, ctx.scope.dataset)
     metrics: dict[str, Any] = {}
     details: dict[str, Any] = {"target": target.name, "target_info": info, "threads": hp.threads,
                                "warmup": hp.warmup, "iterations": hp.iterations}
@@ -123,7 +139,7 @@ def _references(ctx: Context, hp: BenchHparams, kind: str, path: Path, shape: tu
     b = str(sizes[0])
     ticket = _source_ticket(ctx, kind, path)
     if ticket is not None and kind != "model":
-        eager = _timed(TorchTarget(hp.threads, hp.warmup, hp.iterations), ticket, shape, sizes)
+        eager = _timed(TorchTarget(hp.threads, hp.warmup, hp.iterations, hp.device), ticket, shape, sizes)
         metrics["torch_latency_ms_p50"] = eager[b]["latency_ms_p50"]
         metrics["speedup_vs_torch"] = eager[b]["latency_ms_p50"] / metrics["latency_ms_p50"]
         details["torch_latency"] = eager
@@ -154,6 +170,27 @@ def _source_ticket(ctx: Context, kind: str, path: Path) -> Path | None:
     return None
 
 
+def _check_shape(kind: str, path: Path, target: Any, record: Any, shape: tuple[int, ...], dataset: str) -> None:
+    """An artifact made for other inputs is refused by name before anything runs."""
+    from compress.errors import ShapeMismatchError
+
+    want = None
+    if record is not None and record.details.get("input_shape"):
+        want = tuple(record.details["input_shape"])
+    elif kind == "onnx":
+        import json
+
+        meta = target.metadata(path)
+        want = tuple(json.loads(meta["input_shape"])) if "input_shape" in meta else None
+    elif kind == "model":
+        from compress.io import load_json
+
+        want = tuple(load_json(path / "ticket.json").get("spec", {}).get("input_shape", ())) or None
+    if want is not None and want != shape:
+        raise ShapeMismatchError(f"{path.name} takes inputs of shape {want}; dataset {dataset} has samples of shape "
+                                 f"{shape}. Pass the dataset it was made for (--dataset).")
+
+
 def _bytes(path: Path) -> int:
     from compress.measure import file_bytes
 
@@ -161,7 +198,7 @@ def _bytes(path: Path) -> int:
 
 
 METHOD = Method(
-    name="bench", command=("bench",), settings=BenchHparams, run=run,
+    name="bench", command=("bench",), settings=BenchHparams, run=run, available=available,
     summary="Latency of an artifact on its target vs the dense baseline and PyTorch eager (accuracy reused)",
     doc="Times p50/p90 and throughput per batch size with one harness for every target; accuracy and parity come "
         "from the stage that made the artifact (measured once).",

@@ -70,6 +70,18 @@ def build(pipe: Any, root: Path, records: list[dict[str, Any]], status: str, wal
             "stage_wall_s": round(sum(r["wall_s"] for r in records), 3), "plots": []}
 
 
+def standalone(method: str, run_dir: Path, settings: dict[str, Any], inputs: list[dict[str, Any]],
+               metrics: dict[str, Any], artifacts: dict[str, str], details: dict[str, Any], wall_s: float,
+               notes: list[str] | None = None) -> dict[str, Any]:
+    """The report of a command that is not a stage of a pipeline (`lottery compare`), same contract."""
+    from compress.method import Scope
+
+    return {"schema_version": SCHEMA_VERSION, "kind": "method", "method": method, "name": method, "status": "passed",
+            "run_dir": str(run_dir), "source": f"lottery {method}", "scope": Scope().to_dict(), "settings": settings,
+            "inputs": inputs, "metrics": metrics, "artifacts": artifacts, "gate": "pass", "gates": [],
+            "notes": list(notes or []), "details": details, "wall_s": round(wall_s, 3), "machine": machine()}
+
+
 def main_artifact(rec: dict[str, Any]) -> str:
     for kind in MAIN_ARTIFACTS:
         if kind in rec.get("artifacts", {}):

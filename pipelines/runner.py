@@ -62,7 +62,7 @@ class Pipeline:
                  input_options: dict[str, Any] | None = None) -> None:
         self.raw, self.source, self.single = raw, source, single
         self.input_options = input_options or {}
-        self.spec = specs.parse(raw, source)
+        self.spec = specs.parse(raw, source, single)
         if single and len(self.spec.stages) != 1:
             raise ValueError("a command is a one-stage pipeline")
 
@@ -139,6 +139,8 @@ class Pipeline:
         root = self.root(out)
         plan = self._plan(out if self.single else root)
         missing = [p for p in plan if not p.available[0]]
+        if self.single and missing:  # a command has nothing to skip to: say why it cannot run
+            raise BackendUnavailableError(f"{missing[0].spec.kind} cannot run here: {missing[0].available[1]}.")
         if require_all and missing:
             raise BackendUnavailableError(
                 "--require-all: " + "; ".join(f"stage '{p.spec.name}' cannot run here: {p.available[1]}"

@@ -99,23 +99,24 @@ def load(path: str | Path) -> dict[str, Any]:
         raise SpecError(f"{path} is not valid TOML: {e}.") from e
 
 
-def parse(raw: dict[str, Any], source: str = "<spec>") -> PipelineSpec:
-    """Validate a raw tree into a `PipelineSpec`; errors are `SpecError` prefixed with `source`."""
+def parse(raw: dict[str, Any], source: str = "<spec>", single: bool = False) -> PipelineSpec:
+    """Validate a raw tree into a `PipelineSpec`; errors are `SpecError` prefixed with `source`. `single` (a
+    command): settings are named as the command's flags know them, without a stage name in front."""
     try:
-        return _parse(raw, source)
+        return _parse(raw, source, single)
     except LotteryError as e:
         msg = str(e)
         raise SpecError(msg if msg.startswith(source) else f"{source}: {msg}") from e
 
 
-def _parse(raw: dict[str, Any], source: str) -> PipelineSpec:
+def _parse(raw: dict[str, Any], source: str, single: bool = False) -> PipelineSpec:
     unknown = [k for k in raw if k not in TOP_KEYS]
     if unknown:
         raise SpecError(f"unknown top-level key '{unknown[0]}'. Valid keys: {', '.join(TOP_KEYS)}.")
     pipe = raw.get("pipeline", {})
     if not isinstance(pipe, dict):
         raise SpecError("'pipeline' must be a table of settings ([pipeline]).")
-    settings = PipelineSettings().updated(pipe, "pipeline.")
+    settings = PipelineSettings().updated(pipe, "" if single else "pipeline.")
     items = raw.get("stages", [])
     if not isinstance(items, list) or not items or not all(isinstance(s, dict) for s in items):
         raise SpecError("a pipeline needs at least one [[stages]] table with a 'kind'. Valid kinds: "
@@ -124,7 +125,7 @@ def _parse(raw: dict[str, Any], source: str) -> PipelineSpec:
     produced: set[str] = set()
     has_baseline = False
     for i, item in enumerate(items):
-        spec = _stage(item, i, settings.scope(), {s.name for s in specs})
+        spec = _stage(item, i, settings.scope(), {s.name for s in specs}, single)
         method = spec.method
         missing = [n for n in method.inputs(spec.hp) if spec.input is None and not set(n.split("|")) & produced]
         if missing:
@@ -158,17 +159,17 @@ def resolve_settings(method: Method, scope: Scope, tree: dict[str, Any], where: 
     return base.updated(recommended, where).updated(tree, where)
 
 
-def stage_spec(item: dict[str, Any], scope: Scope, name: str | None = None) -> StageSpec:
+def stage_spec(item: dict[str, Any], scope: Scope, name: str | None = None, single: bool = False) -> StageSpec:
     """One stage from its raw table (kind, optional name/input/gate, settings)."""
     kind = item["kind"]
     method = registry.get(str(kind))
     name = name or item.get("name", kind)
     settings_tree = {k: v for k, v in item.items() if k not in RESERVED}
     try:
-        hp = resolve_settings(method, scope, settings_tree, f"{name}.")
+        hp = resolve_settings(method, scope, settings_tree, "" if single else f"{name}.")
     except UsageError as e:
         msg = str(e)
-        raise SpecError(msg if f"'{name}." in msg else f"stage '{name}' ({kind}): {msg}") from e
+        raise SpecError(msg if single or f"'{name}." in msg else f"stage '{name}' ({kind}): {msg}") from e
     gates = item.get("gate", {})
     if not isinstance(gates, dict):
         raise SpecError(f"'{name}.gate' must be a table like gate = {{ max_acc_drop = 0.01 }}.")
@@ -189,7 +190,7 @@ def stage_spec(item: dict[str, Any], scope: Scope, name: str | None = None) -> S
     return StageSpec(name, method, hp, checked, inp)
 
 
-def _stage(item: dict[str, Any], i: int, scope: Scope, taken: set[str]) -> StageSpec:
+def _stage(item: dict[str, Any], i: int, scope: Scope, taken: set[str], single: bool = False) -> StageSpec:
     if "kind" not in item:
         raise SpecError(f"stages[{i}] has no 'kind'. Valid kinds: {', '.join(registry.names())}.")
     name = item.get("name", item["kind"])
@@ -199,7 +200,7 @@ def _stage(item: dict[str, Any], i: int, scope: Scope, taken: set[str]) -> Stage
     if name in taken:
         raise SpecError(f"two stages are named '{name}'. Give one a different 'name = \"...\"' "
                         f"(names so far: {', '.join(sorted(taken))}).")
-    return stage_spec(item, scope, name)
+    return stage_spec(item, scope, name, single)
 
 
 def _dotted(tree: dict[str, Any], prefix: str = "") -> set[str]:

@@ -20,9 +20,22 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print compare.json to stdout.")] = False,
     ) -> None:
         """Plot accuracy vs density for several runs (one line per finder, controls dashed); write compare.json."""
-        from compress.report.compare import compare as compare_runs
+        import time
 
+        from compress.io import save_json
+        from compress.report.compare import compare as compare_runs
+        from pipelines.artifacts import content_sha256
+        from pipelines.report import standalone
+
+        start = time.perf_counter()
         result = compare_runs(list(runs), out)
+        inputs = [{"kind": "run", "path": str(Path(r).resolve()), "sha256": content_sha256(Path(r) / "report.json")}
+                  for r in runs]
+        save_json(Path(out) / "report.json", standalone(
+            "compare", Path(out).resolve(), {"runs": [str(r) for r in runs]}, inputs,
+            {"runs": len(runs), "dense_test_acc": result["dense_test_acc"]},
+            {"compare": "compare.json", "plot": Path(result["plot"]).name}, {"rows": result["rows"]},
+            time.perf_counter() - start))
         if as_json:
             print_json(result)
             return

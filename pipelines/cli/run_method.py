@@ -43,11 +43,13 @@ def run_method(m: Method, scope: dict[str, Any], settings: dict[str, Any], gates
 
 
 def print_report(rep: dict[str, Any]) -> None:
-    from pipelines.cli.tables import levels_table
+    from pipelines.cli.tables import layers_table, levels_table
 
     details = rep.get("details", {})
     if details.get("levels"):
         out_console.print(levels_table(rep))
+    if details.get("layers") and isinstance(details["layers"], list) and "weight_bits" in details["layers"][0]:
+        out_console.print(layers_table(details["layers"], f"{rep['method']}: stored bits per layer"))
     t = Table(title=f"{rep['method']}: {rep['status']}")
     t.add_column("metric")
     t.add_column("value", justify="right")

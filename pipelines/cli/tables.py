@@ -34,3 +34,16 @@ def levels_table(rep: dict[str, Any]) -> Table:
     t.caption = (f"winning = within {pct(report['tolerance'], 1)} pt of dense and ≥ {pct(report['margin'], 1)} pt "
                  "above every control; * = selected level")
     return t
+
+
+def layers_table(rows: list[dict], title: str) -> Table:
+    """larq-style per-layer summary: precision of weights/activations, params, kept, stored bits."""
+    t = Table(title=title)
+    for col in ("layer", "kind", "weights", "activations", "params", "kept", "bits"):
+        t.add_column(col, justify="left" if col in ("layer", "kind") else "right")
+    for r in rows:
+        if "weight_bits" not in r:
+            continue
+        t.add_row(r["layer"], r["kind"], f"{r['weight_bits']}-bit", f"{r['act_bits']}-bit", str(r["params"]),
+                  str(r["kept"]), str(r["bits"]))
+    return t

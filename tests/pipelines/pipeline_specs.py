@@ -9,14 +9,15 @@ TRAIN = {"epochs": 1, "batch_size": 64, "eval_every": 5}
 
 
 def tiny(*extra: dict[str, Any], controls: tuple[str, ...] = (), rounds: int = 2) -> dict[str, Any]:
-    """dense -> imp (no controls unless asked) -> bench_torch, with generous gates, plus `extra` stages."""
+    """dense -> imp (no controls unless asked) -> bench (PyTorch eager), with generous gates, plus `extra`."""
     return copy.deepcopy({
         "pipeline": {"name": "tiny", "model": "lenet_300_100", "width": 0.25, "dataset": "digits", "threads": 1},
         "stages": [
             {"kind": "dense", "train": dict(TRAIN), "gate": {"min_acc": 0.3}},
             {"kind": "imp", "rounds": rounds, "train": dict(TRAIN), "controls": {"controls": list(controls)},
-             "gate": {"max_acc_drop": 0.5, "min_size_ratio": 1.1, "max_density": 0.9}},
-            {"kind": "bench_torch", "iterations": 5, "warmup": 1, "gate": {"max_latency_ratio": 100.0}},
+             "gate": {"max_acc_drop": 0.5, "min_storage_ratio": 1.1, "max_density": 0.9}},
+            {"kind": "bench", "artifact": "model", "iterations": 5, "warmup": 1, "batch_sizes": [1],
+             "gate": {"max_latency_ratio": 100.0}},
             *extra,
         ],
     })

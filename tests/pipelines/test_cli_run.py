@@ -14,7 +14,8 @@ runner = CliRunner()
 def spec(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("cli")
     path = d / "tiny.toml"
-    path.write_text(to_toml(tiny({"kind": "bench_torch", "name": "bench_gpu", "device": "cuda"}, rounds=1)))
+    path.write_text(to_toml(tiny({"kind": "bench", "name": "bench_gpu", "artifact": "model", "device": "cuda"},
+                                 rounds=1)))
     return path
 
 
@@ -70,7 +71,9 @@ def test_presets_listing():
     res = runner.invoke(app, ["presets", "--json"])
     assert res.exit_code == 0 and "quickstart" in json.loads(res.stdout)
     res = runner.invoke(app, ["presets", "--stages"])
-    assert res.exit_code == 0 and "max_acc_drop" in res.stdout and "bench_torch" in res.stdout
+    assert res.exit_code == 0 and "max_acc_drop" in res.stdout and "bench" in res.stdout
+    stages = json.loads(runner.invoke(app, ["presets", "--stages", "--json"]).stdout)
+    assert stages["imp"]["settings"]["rounds"] == 12 and stages["export_lce"]["default_gates"]["min_parity"] == 0.99
 
 
 def test_default_relative_out_dir_works(spec, tmp_path, monkeypatch):
@@ -81,5 +84,5 @@ def test_default_relative_out_dir_works(spec, tmp_path, monkeypatch):
     reports = list((tmp_path / "runs" / "pipelines").glob("tiny-*/report.json"))
     assert len(reports) == 1
     rep = json.loads(reports[0].read_text())
-    imp = next(s for s in rep["stages"] if s["kind"] == "imp")
+    imp = next(s for s in rep["stages"] if s["method"] == "imp")
     assert (reports[0].parent / imp["artifacts"]["ticket"] / "ticket.json").is_file()

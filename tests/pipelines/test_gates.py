@@ -18,13 +18,13 @@ def test_acc_drop_is_baseline_minus_stage_and_boundary_passes():
 
 
 def test_ratios_sizes_and_lower_bounds():
-    r = _one("min_size_ratio", 4.0, {"size_bytes": 250}, {"size_bytes": 1000})
+    r = _one("min_file_ratio", 4.0, {"file_bytes": 250}, {"file_bytes": 1000})
     assert r["measured"] == 4.0 and r["passed"]
-    assert not _one("min_size_ratio", 4.0, {"size_bytes": 251}, {"size_bytes": 1000})["passed"]
+    assert not _one("min_storage_ratio", 4.0, {"storage_bytes": 251}, {"storage_bytes": 1000})["passed"]
     assert _one("max_latency_ratio", 1.2, {"latency_ratio": 1.2}, None)["passed"]
     assert not _one("max_latency_ratio", 1.2, {"latency_ratio": 1.21}, None)["passed"]
-    assert _one("max_size_bytes", 1000, {"size_bytes": 1000})["passed"]
-    assert not _one("max_size_bytes", 1000, {"size_bytes": 1001})["passed"]
+    assert _one("max_file_bytes", 1000, {"file_bytes": 1000})["passed"]
+    assert not _one("max_storage_bytes", 1000, {"storage_bytes": 1001})["passed"]
     assert not _one("min_agreement", 0.99, {"agreement": 0.98})["passed"]
     assert _one("min_acc", 0.9, {"test_acc": 0.9})["passed"]
     assert not _one("max_density", 0.1, {"density": 0.2})["passed"]
@@ -48,3 +48,13 @@ def test_verdict_and_validation():
         gates.check_value("min_acc", "high", "dense.gate.min_acc")
     with pytest.raises(UnknownNameError, match="max_acc_drop"):
         gates.get("max_accuracy_drop")
+
+
+def test_size_gates_compare_the_same_kind_and_a_missing_value_fails():
+    # a file gate never reads the storage model, and the other way round
+    r = _one("min_file_ratio", 2.0, {"file_bytes": 400, "storage_bytes": 10}, {"file_bytes": 1000, "storage_bytes": 20})
+    assert r["measured"] == 2.5 and r["metric"] == "file_bytes"
+    r = _one("min_file_ratio", 2.0, {"storage_bytes": 10}, {"file_bytes": 1000})
+    assert not r["passed"] and "file_bytes was not measured" in r["detail"]
+    assert not _one("min_packed_fraction", 0.5, {"packed_fraction": 0.0})["passed"]
+    assert _one("max_parity_diff", 1e-3, {"parity_max_abs_diff": 1e-5})["passed"]

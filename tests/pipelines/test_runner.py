@@ -1,4 +1,3 @@
-import json
 import os
 import signal
 import subprocess
@@ -14,12 +13,12 @@ from pipelines.runner import Pipeline
 from tests.pipelines.pipeline_specs import tiny, to_toml
 
 ROOT = Path(__file__).resolve().parents[2]
-GPU = {"kind": "bench_torch", "name": "bench_gpu", "device": "cuda", "iterations": 5}
+GPU = {"kind": "bench", "name": "bench_gpu", "artifact": "model", "device": "cuda", "iterations": 5}
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    """One finished tiny pipeline (dense -> imp -> bench_torch -> a GPU bench skipped here)."""
+    """One finished tiny pipeline (dense -> imp -> bench -> a GPU bench skipped here)."""
     out = tmp_path_factory.mktemp("runs")
     pipe = Pipeline(tiny(GPU), "tiny")
     return pipe, out, pipe.run(out)
@@ -34,13 +33,16 @@ def test_run_writes_stage_dirs_results_and_gates(finished):
     root = pipe.root(out)
     assert rep["status"] == "passed" and root.name.startswith("tiny-")
     names = [s["name"] for s in rep["stages"]]
-    assert names == ["dense", "imp", "bench_torch", "bench_gpu"]
+    assert names == ["dense", "imp", "bench", "bench_gpu"]
     dense, imp, bench, gpu = rep["stages"]
     for s in (dense, imp, bench):
         assert s["status"] == "passed" and s["gate"] == "pass"
         assert (root / s["dir"] / "result.json").is_file() and s["dir"] == f"{s['index']:02d}-{s['name']}-{s['key']}"
     assert imp["metrics"]["density"] < 0.9 and 0 <= imp["metrics"]["agreement"] <= 1
-    assert imp["metrics"]["size_bytes"] < dense["metrics"]["size_bytes"]
+    assert imp["metrics"]["storage_bytes"] < dense["metrics"]["storage_bytes"]
+    assert imp["metrics"]["file_bytes"] == dense["metrics"]["file_bytes"]  # dense float storage on disk either way
+    assert bench["metrics"]["test_acc"] == imp["metrics"]["test_acc"]  # measured once, reused
+    assert "latency_ratio" in bench["metrics"] and bench["details"]["target"] == "torch"
     drop = next(g for g in imp["gates"] if g["gate"] == "max_acc_drop")
     assert drop["measured"] == pytest.approx(dense["metrics"]["test_acc"] - imp["metrics"]["test_acc"])
     assert (root / imp["artifacts"]["ticket"] / "ticket.json").is_file()
@@ -48,7 +50,8 @@ def test_run_writes_stage_dirs_results_and_gates(finished):
     assert not list(root.glob("04-*"))
     # IMP's level 0 is the dense stage's network, not a second training of it.
     level0 = load_json(root / imp["artifacts"]["ticket"] / ".." / "level-0" / "ticket.json")
-    assert level0["meta"]["from_stage"] == "dense"
+    dense_ticket = load_json(root / dense["artifacts"]["ticket"] / "ticket.json")
+    assert level0["files"]["final.safetensors"] == dense_ticket["files"]["final.safetensors"]
 
 
 def test_report_files_agree_with_report_json(finished):
@@ -87,7 +90,7 @@ def test_changed_setting_reruns_exactly_that_stage_and_later(finished):
     # A gate threshold is not part of any key: relaxing or tightening it reruns nothing.
     assert [p["state"] for p in pipe.with_settings(["imp.gate.max_density=0.5"]).plan(out)][:3] == ["done"] * 3
     # A change to the last stage only reruns the last stage.
-    assert [p["state"] for p in pipe.with_settings(["bench_torch.batch_size=2"]).plan(out)][:3] == [
+    assert [p["state"] for p in pipe.with_settings(["bench.batch_sizes=[2]"]).plan(out)][:3] == [
         "done", "done", "run"]
     # A pipeline-wide setting changes the run directory: nothing is reused, nothing is overwritten.
     assert changed.with_settings(["pipeline.seed=1"]).root(out) != pipe.root(out)
@@ -130,7 +133,7 @@ def test_kill_mid_stage_then_resume(tmp_path):
     level1 = None
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        hits = list(root.glob("02-imp-*/search/*/*/seed-0/level-1/ticket.json"))
+        hits = list(root.glob("02-imp-*/seed-0/level-1/ticket.json"))
         if hits:
             level1 = hits[0]
             break
@@ -145,5 +148,4 @@ def test_kill_mid_stage_then_resume(tmp_path):
     assert rep["status"] == "passed"
     assert [s["resumed"] for s in rep["stages"]] == [True, False, False]
     assert (dense_result.stat().st_mtime_ns, level1.stat().st_mtime_ns) == stamps
-    levels = json.loads((root / rep["stages"][1]["artifacts"]["search_report"]).read_text())["levels"]
-    assert [r["level"] for r in levels] == list(range(4))
+    assert [r["level"] for r in rep["stages"][1]["details"]["levels"]] == list(range(4))

@@ -1,7 +1,5 @@
 """The stages over the finetune, ONNX and TensorRT APIs, chained on a tiny pipeline."""
 
-import json
-
 import pytest
 import torch
 
@@ -17,11 +15,12 @@ pytest.importorskip("onnxruntime")
 def report(tmp_path_factory):
     raw = tiny(
         {"kind": "finetune", "train": dict(TRAIN), "gate": {"max_acc_drop": 0.5, "min_agreement": 0.3}},
-        {"kind": "finetune", "name": "nm", "selection": "2:4", "prune": {"nm_policy": "dense"},
+        {"kind": "finetune", "name": "nm", "prune": {"selection": "2:4", "nm_policy": "dense"},
          "train": dict(TRAIN), "gate": {"max_density": 0.6}},
         {"kind": "export_onnx", "gate": {"min_parity": 1.0}},
-        {"kind": "bench_onnx", "iterations": 10, "warmup": 2, "gate": {"min_parity": 1.0, "max_latency_ratio": 50}},
-        {"kind": "tensorrt", "gate": {"min_parity": 0.99}},
+        {"kind": "bench", "name": "bench_onnx", "artifact": "onnx", "iterations": 10, "warmup": 2,
+         "gate": {"min_parity": 1.0, "max_latency_ratio": 50}},
+        {"kind": "export_tensorrt", "name": "tensorrt", "gate": {"min_parity": 0.99}},
     )
     out = tmp_path_factory.mktemp("runs")
     pipe = Pipeline(raw, "stages")
@@ -57,13 +56,12 @@ def test_onnx_export_and_benchmark_against_the_baseline(report):
     root, rep = report
     ex, bench = _stage(rep, "export_onnx"), _stage(rep, "bench_onnx")
     onnx = root / ex["artifacts"]["onnx"]
-    assert onnx.is_file() and ex["metrics"]["size_bytes"] == onnx.stat().st_size
+    assert onnx.is_file() and ex["metrics"]["file_bytes"] == onnx.stat().st_size
     assert ex["metrics"]["parity_agreement"] == 1.0 and bench["metrics"]["parity_agreement"] == 1.0
     assert bench["metrics"]["test_acc"] == pytest.approx(_stage(rep, "nm")["metrics"]["test_acc"], abs=1e-9)
     m = bench["metrics"]
     assert m["latency_ratio"] == pytest.approx(m["latency_ms_p50"] / m["baseline_latency_ms_p50"])
-    assert (root / bench["dir"] / "baseline_onnx" / "model.onnx").is_file()
-    # Each stage writes only into its own folder: the bench report sits in bench_onnx's, not export_onnx's.
-    report = root / bench["artifacts"]["bench_report"]
-    assert report.parent == root / bench["dir"] and json.loads(report.read_text())["test_acc"] == m["test_acc"]
-    assert not list(onnx.parent.glob("bench-*.json"))
+    assert (root / bench["dir"] / "baseline" / "model.onnx").is_file()  # the dense model, exported the same way
+    # Each stage writes only into its own folder: nothing of the bench lands beside the exported model.
+    assert sorted(p.name for p in onnx.parent.iterdir()) == ["model.onnx", "result.json", "stage.json"]
+    assert bench["details"]["latency"]["1"]["iters"] == 10 and bench["details"]["threads"] == 1
