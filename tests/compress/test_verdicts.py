@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from compress.finders.hparams import ControlHparams
+from compress.settings import ControlHparams
 
 from compress import models
 from compress.finders.controls import control_path

@@ -158,7 +158,7 @@ def test_unknown_float_layers_value_is_refused(tmp_path):
     model = models.build(spec, seed=0)
     Ticket(spec, model.state_dict(), Mask.ones_like(model), meta={"dataset": "digits"}).save(tmp_path)
     with pytest.raises(UsageError, match="float_layers must be one of float32, int8, got 'fp8'"):
-        export_lce(tmp_path, float_layers="fp8")
+        export_lce(tmp_path, tmp_path / "out", float_layers="fp8")
     assert not (tmp_path / "lce").exists()  # refused before anything is written
 
 
