@@ -36,6 +36,13 @@ def lower_gradient(problem: BilevelProblem, x: Tensors, y: Tensors, lower: Batch
 def neumann_hypergradient(problem: BilevelProblem, x: Tensors, y: Tensors, upper: Batch, lower: Batch,
                           eta: float, q: int) -> Tensors:
     """Estimate dPhi/dx at (x, y) with a Q-term Neumann series of step `eta` (Ji et al., 2021, eq. 3)."""
+    return neumann_with_lower(problem, x, y, upper, lower, eta, q)[1]
+
+
+def neumann_with_lower(problem: BilevelProblem, x: Tensors, y: Tensors, upper: Batch, lower: Batch,
+                       eta: float, q: int) -> tuple[Tensors, Tensors]:
+    """(grad_y g(x, y; lower), the Neumann hypergradient): the estimate already differentiates g on the
+    lower batch, so the lower gradient comes free."""
     xd, yd = detached(x), detached(y)
     f = problem.upper_loss(xd, yd, upper)
     fg = _grads(f, xd + yd)
@@ -48,7 +55,7 @@ def neumann_hypergradient(problem: BilevelProblem, x: Tensors, y: Tensors, upper
         total = [a + b for a, b in zip(total, p, strict=True)]
     v = [eta * t for t in total]
     jv = _grads(gy, xd, grad_outputs=v)
-    return [(a - b).detach() for a, b in zip(fx, jv, strict=True)]
+    return [g.detach() for g in gy], [(a - b).detach() for a, b in zip(fx, jv, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -63,3 +70,8 @@ class NeumannOracle:
 
     def hypergrad(self, problem: BilevelProblem, x: Tensors, y: Tensors, upper: Batch, lower: Batch) -> Tensors:
         return neumann_hypergradient(problem, x, y, upper, lower, self.eta, self.q)
+
+    def both(self, problem: BilevelProblem, x: Tensors, y: Tensors, upper: Batch,
+             lower: Batch) -> tuple[Tensors, Tensors]:
+        """(lower gradient, hypergradient) from one differentiation of g on the lower batch."""
+        return neumann_with_lower(problem, x, y, upper, lower, self.eta, self.q)
