@@ -11,7 +11,7 @@ time with evaluation excluded: on a machine shared with other jobs it is what th
 alone on one core (plain wall seconds are recorded beside it).
 
 Writes benchmarks/results/hypercleaning_mnist5k.json and .png.
-Run: python -m benchmarks.hypercleaning_mnist5k [--budget-s 60] [--tune-s 15]
+Run: python -m benchmarks.hypercleaning_mnist5k [--budget-s 40] [--tune-s 8]
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from compress.bilevel import MRBO, VRBO, MrboSettings, NeumannOracle, StocBiO, S
 from compress.bilevel.hypercleaning import HyperCleaning
 
 ORACLE = NeumannOracle(eta=0.5, q=3)
-LOWER_LRS, UPPER_LRS = (0.1, 0.3), (30.0, 100.0, 300.0)
-# One extra axis per optimizer, two values each: the same grid size (12) for every optimizer.
+LOWER_LRS, UPPER_LRS = (0.1, 0.3, 1.0), (100.0, 300.0, 1000.0)
+# One extra axis per optimizer, two values each: the same grid size (18) for every optimizer.
 GRIDS = {
     "stocbio": (StocBiO, lambda lo, up, e: StocBiOSettings(lower_lr=lo, upper_lr=up, inner_steps=e), (5, 20)),
     "mrbo": (MRBO, lambda lo, up, e: MrboSettings(lower_lr=lo, upper_lr=up, m=e), (5.0, 50.0)),
@@ -88,8 +88,8 @@ def time_to(curve: list[dict], target: float) -> float | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--budget-s", type=float, default=60.0)
-    ap.add_argument("--tune-s", type=float, default=15.0)
+    ap.add_argument("--budget-s", type=float, default=40.0)
+    ap.add_argument("--tune-s", type=float, default=8.0)
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
