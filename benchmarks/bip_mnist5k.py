@@ -10,12 +10,15 @@ their times. wall_s_mean is the time to produce the trained ticket:
 - oneshot: dense pretraining + finetuning of the magnitude-pruned trained net (layer-wise, at IMP's
   per-layer counts); oneshot_global prunes by one global magnitude threshold instead;
 - grasp: scoring + training from init (`lottery find grasp`'s code path; its dense baseline not counted).
+Every (method, density, seed) result is kept in the run folder (`--out`), so an interrupted run resumes and
+`--only-seed S` processes can fill in seeds side by side before the aggregating run.
 Writes benchmarks/results/bip_mnist5k.json and .png. Run: python -m benchmarks.bip_mnist5k [--seeds 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import tempfile
@@ -94,10 +97,11 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=float, default=20.0)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--only-seed", type=int, default=None, help="compute one seed's results into --out and stop")
     args = ap.parse_args()
     torch.set_num_threads(1)
     start = time.perf_counter()
-    seeds = list(range(args.seeds))
+    seeds = list(range(args.seeds)) if args.only_seed is None else [args.only_seed]
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-bip-"))
     data = finders.load_data(finders.make_hparams("imp", TRAIN))
     spec = ModelSpec("lenet_300_100", data.input_shape, data.num_classes, 1.0, "default")
@@ -105,6 +109,15 @@ def main() -> None:
     tickets = {s: {lv["level"]: Ticket.load(run / f"seed-{s}" / f"level-{lv['level']}") for lv in report["levels"]}
                for s in seeds}
     rows: dict[tuple[str, float], dict[str, list]] = {}
+    cache = out / "results"
+    cache.mkdir(parents=True, exist_ok=True)
+
+    def cached(method: str, target: float, seed: int, compute) -> None:
+        path = cache / f"{method}-{target}-seed{seed}.json"
+        if not path.is_file():
+            path.write_text(json.dumps(dict(zip(("acc", "wall", "density"), compute(), strict=True))))
+        r = json.loads(path.read_text())
+        add(method, target, r["acc"], r["wall"], r["density"])
 
     def add(method: str, target: float, acc: float, wall: float, density: float) -> None:
         e = rows.setdefault((method, target), {"acc": [], "wall": [], "density": []})
@@ -117,7 +130,7 @@ def main() -> None:
     ticket_hp = TrainHparams(optimizer="adam", lr=1.2e-3, batch_size=60, epochs=args.epochs)
     for target in TARGETS:
         level = min((lv["level"] for lv in report["levels"][1:]),
-                    key=lambda lv: abs(tickets[0][lv].density - target))
+                    key=lambda lv: abs(tickets[seeds[0]][lv].density - target))
         for s in seeds:
             t, dense = tickets[s][level], tickets[s][0]
             add("imp", target, t.meta["metrics"]["test_acc"],
@@ -125,16 +138,22 @@ def main() -> None:
             dense_s = dense.meta["metrics"]["wall_s"]
             counts = {n: int(m.sum()) for n, m in t.mask.items()}
             for method, c in (("oneshot", counts), ("oneshot_global", t.mask.kept)):
-                acc, wall = oneshot(spec, dense, c, data, ticket_hp, s)
-                add(method, target, acc, dense_s + wall, t.density)
+                def one(c=c, t=t, dense=dense, s=s, dense_s=dense_s):
+                    acc, wall = oneshot(spec, dense, c, data, ticket_hp, s)
+                    return acc, dense_s + wall, t.density
+                cached(method, target, s, one)
             for opt, lrs in BIP.items():
-                hp = BipHparams(density=t.mask.kept / t.mask.total, bilevel_optimizer=opt, **lrs, **BIP_COMMON,
-                                train=ticket_hp.replace(eval_every=25))
-                bt, hist = find_ticket(spec, data, hp, s, pretrained=dense.final)
-                assert bt.mask.kept == t.mask.kept
-                add(f"bip_{opt}", target, bt.meta["metrics"]["test_acc"], dense_s + hist["wall_s"], bt.density)
-        for _s, (acc, wall, density) in grasp(tickets[0][level].density, args.epochs, seeds, out).items():
-            add("grasp", target, acc, wall, density)
+                def bip(opt=opt, lrs=lrs, t=t, dense=dense, s=s, dense_s=dense_s):
+                    hp = BipHparams(density=t.mask.kept / t.mask.total, bilevel_optimizer=opt, **lrs, **BIP_COMMON,
+                                    train=ticket_hp.replace(eval_every=25))
+                    bt, hist = find_ticket(spec, data, hp, s, pretrained=dense.final)
+                    assert bt.mask.kept == t.mask.kept
+                    return bt.meta["metrics"]["test_acc"], dense_s + hist["wall_s"], bt.density
+                cached(f"bip_{opt}", target, s, bip)
+            density = tickets[seeds[0]][level].density
+            cached("grasp", target, s, lambda s=s, d=density: grasp(d, args.epochs, [s], out)[s])
+    if args.only_seed is not None:
+        return
 
     results = [{"method": m, "density": statistics.fmean(e["density"]), "target_density": target,
                 "test_acc_mean": statistics.fmean(e["acc"]), "test_acc_per_seed": e["acc"],
