@@ -18,6 +18,7 @@ Writes benchmarks/results/bip_mnist5k.json and .png. Run: python -m benchmarks.b
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -112,8 +113,9 @@ def main() -> None:
     cache = out / "results"
     cache.mkdir(parents=True, exist_ok=True)
 
-    def cached(method: str, target: float, seed: int, compute) -> None:
-        path = cache / f"{method}-{target}-seed{seed}.json"
+    def cached(method: str, target: float, seed: int, compute, settings: object = None) -> None:
+        tag = hashlib.sha256(json.dumps([settings, args.epochs], sort_keys=True).encode()).hexdigest()[:8]
+        path = cache / f"{method}-{target}-seed{seed}-{tag}.json"
         if not path.is_file():
             path.write_text(json.dumps(dict(zip(("acc", "wall", "density"), compute(), strict=True))))
         r = json.loads(path.read_text())
@@ -149,7 +151,7 @@ def main() -> None:
                     bt, hist = find_ticket(spec, data, hp, s, pretrained=dense.final)
                     assert bt.mask.kept == t.mask.kept
                     return bt.meta["metrics"]["test_acc"], dense_s + hist["wall_s"], bt.density
-                cached(f"bip_{opt}", target, s, bip)
+                cached(f"bip_{opt}", target, s, bip, {**lrs, **BIP_COMMON})
             density = tickets[seeds[0]][level].density
             cached("grasp", target, s, lambda s=s, d=density: grasp(d, args.epochs, [s], out)[s])
     if args.only_seed is not None:
