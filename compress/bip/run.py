@@ -3,7 +3,9 @@
 `find_ticket` returns a `compress.ticket.Ticket` (mask with exactly k kept weights; `init` = the pruned
 weights m * theta the ticket trains from; `final` = after finetuning, or = init without finetune) and a
 history dict. `train_controls` trains the reinit and random-mask controls beside a saved ticket with the
-ticket's own budget (`compress.finders.controls.run_controls`), so verdicts work as for every finder.
+ticket's own budget (`compress.finders.controls.run_controls`). `run_seed` writes the finders' run layout
+(level-0 = the dense pretrained net, level-1 = the BiP ticket with its controls), so
+`compress.report.levels.collect` gives the usual verdicts.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 from compress.bip.search import bilevel_prune
 from compress.bip.settings import BipHparams
 from compress.data import Dataset
+from compress.mask import Mask
 from compress.models import ModelSpec, build
 from compress.settings import ControlHparams, TrainHparams
 from compress.ticket import Ticket
@@ -31,7 +34,7 @@ def pretrain(spec: ModelSpec, data: Dataset, hp: BipHparams, seed: int) -> tuple
     """Dense training from the seed's init with `train` for `pretrain_epochs` (weights, metrics)."""
     model = build(spec, seed=seed)
     if hp.pretrain_epochs <= 0:
-        return _clone(model.state_dict()), {"wall_s": 0.0}
+        return _clone(model.state_dict()), _metrics(model, data)
     r = train(model, data, hp.train.replace(epochs=hp.pretrain_epochs, iterations=0), seed=seed)
     return _clone(model.state_dict()), r.metrics()
 
@@ -90,4 +93,27 @@ def train_controls(level_dir: str | Path, ticket: Ticket, data: Dataset, hp: Bip
     return run_controls(Path(level_dir), ticket.spec, ticket.init, ticket.mask, data, budget, seed, level)
 
 
-__all__ = ["ControlBudget", "find_ticket", "pretrain", "train_controls"]
+def run_seed(run: str | Path, hp: BipHparams, data: Dataset, spec: ModelSpec, seed: int) -> Ticket:
+    """Run (or resume) one seed into `run/seed-<s>/level-{0,1}` with controls; returns the BiP ticket."""
+    from compress.finders.rundir import level_dir
+    from compress.ticket import TICKET_FILE
+
+    l0, l1 = level_dir(Path(run), seed, 0), level_dir(Path(run), seed, 1)
+    if not (l0 / TICKET_FILE).is_file():
+        init = _clone(build(spec, seed=seed).state_dict())
+        dense, metrics = pretrain(spec, data, hp, seed)
+        full = Mask.ones_like(build(spec))
+        Ticket(spec, init, full, dense, meta={"finder": "bip", "digest": hp.digest(), "seed": seed, "level": 0,
+                                              "dataset": data.name, "metrics": metrics}).save(l0)
+    if not (l1 / TICKET_FILE).is_file():
+        dense_ticket = Ticket.load(l0)
+        ticket, history = find_ticket(spec, data, hp, seed, pretrained=dense_ticket.final)
+        ticket.meta["parent"] = "level-0"
+        ticket.meta["prune_history"] = history["prune"]["epochs"]
+        ticket.save(l1)
+    ticket = Ticket.load(l1)
+    train_controls(l1, ticket, data, hp, seed)
+    return ticket
+
+
+__all__ = ["ControlBudget", "find_ticket", "pretrain", "run_seed", "train_controls"]

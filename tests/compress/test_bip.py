@@ -12,11 +12,12 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from compress.bip.problem import BipOracle, BipProblem, mask_gradient
-from compress.bip.run import find_ticket, train_controls
+from compress.bip.run import run_seed
 from compress.bip.search import bilevel_prune
 from compress.bip.settings import BipHparams
 from compress.errors import UsageError
 from compress.models import ModelSpec, build, prunable
+from compress.report.levels import collect
 from compress.settings import ControlHparams, TrainHparams
 from compress.ticket import Ticket
 
@@ -158,25 +159,28 @@ def test_mask_keeps_exactly_k_weights_after_every_step(tiny, digits, optimizer):
     assert sum(e["mask_changed"] for e in history["epochs"]) > 0  # the scores really moved the mask
 
 
-def test_find_ticket_returns_a_k_weight_ticket_with_controls(tiny, digits, tmp_path):
+def test_run_seed_writes_a_k_weight_ticket_with_controls_and_a_verdict(tiny, digits, tmp_path):
     spec, _ = tiny
     hp = BipHparams(density=0.1, pretrain_epochs=1, prune_epochs=1, finetune_epochs=1, batch_size=64,
                     train=TrainHparams(epochs=1, batch_size=64, eval_every=5),
                     controls=ControlHparams(controls=("reinit", "random")))
-    ticket, history = find_ticket(spec, digits, hp, seed=0)
+    ticket = run_seed(tmp_path, hp, digits, spec, seed=0)
     total = sum(w.numel() for w in prunable(build(spec)).values())
     assert ticket.mask.kept == round(0.1 * total) and ticket.meta["finder"] == "bip"
     for name, m in ticket.mask.items():
         assert bool((ticket.init[name][~m] == 0).all()) and bool((ticket.final[name][~m] == 0).all())
     assert not torch.equal(ticket.init["1.weight"], ticket.final["1.weight"])  # finetuning trained it
-    assert set(history) >= {"pretrain", "prune", "finetune", "wall_s"}
-    d = ticket.save(tmp_path / "level-1")
-    back = Ticket.load(d)
-    assert back.mask.kept == ticket.mask.kept
-    controls = train_controls(d, back, digits, hp, seed=0)
-    assert set(controls) == {"reinit", "random"}
-    assert controls["random"]["density"] == pytest.approx(ticket.density)
-    assert (d / "control-reinit.json").is_file()
+    dense = Ticket.load(tmp_path / "seed-0" / "level-0")
+    assert dense.density == 1.0 and "test_acc" in dense.meta["metrics"]
+    level_dir = tmp_path / "seed-0" / "level-1"
+    assert (level_dir / "control-reinit.json").is_file() and (level_dir / "control-random.json").is_file()
+    body = collect(tmp_path, hp.controls)
+    row = next(r for r in body["levels"] if r["level"] == 1)
+    assert row["density"] == pytest.approx(ticket.density)
+    assert row["verdict"] in ("winning", "matches-dense", "below-dense")
+    stamp = (level_dir / "ticket.json").stat().st_mtime_ns
+    again = run_seed(tmp_path, hp, digits, spec, seed=0)  # resumes: the finished ticket is read, not redone
+    assert (level_dir / "ticket.json").stat().st_mtime_ns == stamp and again.mask.kept == ticket.mask.kept
 
 
 def test_settings_validate_and_stay_torch_free():
