@@ -9,7 +9,7 @@ their times. wall_s_mean is the time to produce the trained ticket:
 - bip_*: dense pretraining + bilevel pruning + finetuning (`compress.bip.run.find_ticket`);
 - oneshot: dense pretraining + finetuning of the magnitude-pruned trained net (layer-wise, at IMP's
   per-layer counts); oneshot_global prunes by one global magnitude threshold instead;
-- grasp: scoring + training from init (`lottery find grasp`'s code path; its dense baseline not counted).
+- grasp: scoring + training from init (`lottery find grasp`'s prune_at_init with its default settings).
 Every (method, density, seed) result is kept in the run folder (`--out`), so an interrupted run resumes and
 `--only-seed S` processes can fill in seeds side by side before the aggregating run.
 Writes benchmarks/results/bip_mnist5k.json and .png. Run: python -m benchmarks.bip_mnist5k [--seeds 3]
@@ -33,8 +33,9 @@ from compress import finders
 from compress.bip.run import find_ticket
 from compress.bip.settings import BipHparams
 from compress.data import Dataset
+from compress.finders.pai import prune_at_init
 from compress.mask import Mask
-from compress.models import ModelSpec, prunable
+from compress.models import ModelSpec, build, prunable
 from compress.ticket import Ticket
 from compress.train import TrainHparams, train
 
@@ -83,14 +84,14 @@ def oneshot(spec: ModelSpec, dense: Ticket, counts, data: Dataset, hp: TrainHpar
     return r.test_acc, r.wall_s
 
 
-def grasp(density: float, epochs: float, seeds: list[int], out: Path) -> dict[int, tuple[float, float, float]]:
-    hp = finders.make_hparams("grasp", {**TRAIN, "train.epochs": epochs, "sparsity": 1 - density})
-    run = Path(finders.find("grasp", hp, seeds, out)["run_dir"])
-    res = {}
-    for s in seeds:
-        t = Ticket.load(run / f"seed-{s}" / "level-1")
-        res[s] = (t.meta["metrics"]["test_acc"], t.meta["metrics"]["wall_s"] + t.meta["score_s"], t.density)
-    return res
+def grasp(spec: ModelSpec, density: float, data: Dataset, hp: TrainHparams, seed: int) -> tuple[float, float, float]:
+    """`lottery find grasp`'s scoring and selection (PaiHparams defaults: global, 1 batch of 100), then training
+    from the init; its dense baseline level is not trained here (it is not part of producing the ticket)."""
+    settings = finders.make_hparams("grasp", {**TRAIN, "train.epochs": hp.epochs, "sparsity": 1 - density})
+    model = build(spec, seed=seed)
+    mask, score_s = prune_at_init("grasp", model, data, settings, seed)
+    r = train(model, data, hp, mask=mask, seed=seed)
+    return r.test_acc, score_s + r.wall_s, mask.density
 
 
 def main() -> None:
@@ -152,8 +153,7 @@ def main() -> None:
                     assert bt.mask.kept == t.mask.kept
                     return bt.meta["metrics"]["test_acc"], dense_s + hist["wall_s"], bt.density
                 cached(f"bip_{opt}", target, s, bip, {**lrs, **BIP_COMMON})
-            density = tickets[seeds[0]][level].density
-            cached("grasp", target, s, lambda s=s, d=density: grasp(d, args.epochs, [s], out)[s])
+            cached("grasp", target, s, lambda s=s, d=t.density: grasp(spec, d, data, ticket_hp, s))
     if args.only_seed is not None:
         return
 
