@@ -33,10 +33,11 @@ LOWER_LRS, UPPER_LRS = (0.1, 0.3, 1.0), (100.0, 300.0, 1000.0)
 # The same 9-point learning-rate grid for every optimizer; the other settings are fixed: stocBiO T = 5 (the
 # public code's T = 200 is sized for 20,000 samples and 5 beat 20 in a trial), MRBO m = 50, VRBO the public
 # code's q = 3, T = 3.
+# `b` is the batch (the public code's 1000; VRBO's large batch, its small one stays 32).
 GRIDS = {
-    "stocbio": (StocBiO, lambda lo, up: StocBiOSettings(lower_lr=lo, upper_lr=up, inner_steps=5)),
-    "mrbo": (MRBO, lambda lo, up: MrboSettings(lower_lr=lo, upper_lr=up, m=50.0)),
-    "vrbo": (VRBO, lambda lo, up: VrboSettings(lower_lr=lo, upper_lr=up, period=3, inner_steps=3)),
+    "stocbio": (StocBiO, lambda lo, up, b: StocBiOSettings(lo, up, inner_steps=5, batch_size=b, upper_batch_size=b)),
+    "mrbo": (MRBO, lambda lo, up, b: MrboSettings(lo, up, batch_size=b, upper_batch_size=b, m=50.0)),
+    "vrbo": (VRBO, lambda lo, up, b: VrboSettings(lo, up, period=3, inner_steps=3, large_batch=b)),
 }
 
 
@@ -69,12 +70,12 @@ def final(tr: dict) -> float:
     return float("inf") if last.get("diverged") else last["val_loss"]
 
 
-def tune(data, tune_s: float) -> tuple[dict, list[dict]]:
+def tune(data, tune_s: float, batch: int) -> tuple[dict, list[dict]]:
     problem = HyperCleaning.from_dataset(data, 0.2, seed=100)
     best, rows = {}, []
     for name, (_, make) in GRIDS.items():
         for lo, up in itertools.product(LOWER_LRS, UPPER_LRS):
-            s = make(lo, up)
+            s = make(lo, up, batch)
             loss = final(trace(name, s, problem, tune_s, evals=5))
             rows.append({"optimizer": name, "settings": vars(s), "final_val_loss": loss})
             print(f"tune {name:8s} {vars(s)} -> {loss:.4f}", flush=True)
@@ -91,12 +92,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget-s", type=float, default=30.0)
     ap.add_argument("--tune-s", type=float, default=4.0)
+    ap.add_argument("--batch", type=int, default=1000, help="batch size (other than 1000: a _b<N> result file)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
     start = time.perf_counter()
     data = datasets.get("mnist5k")
-    chosen, tuning = tune(data, args.tune_s)
+    chosen, tuning = tune(data, args.tune_s, args.batch)
     results, traces = [], []
     for noise in (0.1, 0.2):
         problem = HyperCleaning.from_dataset(data, noise, seed=0)
@@ -124,10 +126,12 @@ def main() -> None:
                "clock": "wall_s and time_to_baseline_final_s are this thread's CPU seconds spent in optimizer steps "
                         "(evaluation excluded): the wall time of a single-threaded run alone; wall_clock_s is the "
                         "raw wall time under the machine's load.",
-               "budget_s": args.budget_s, "tune_s": args.tune_s, "neumann": {"eta": ORACLE.eta, "q": ORACLE.q},
+               "budget_s": args.budget_s, "tune_s": args.tune_s, "batch": args.batch,
+               "neumann": {"eta": ORACLE.eta, "q": ORACLE.q},
                "tuning": tuning, "curves": traces}
-    write("hypercleaning_mnist5k", payload)
-    plot(traces, RESULTS / "hypercleaning_mnist5k.png")
+    name = "hypercleaning_mnist5k" + ("" if args.batch == 1000 else f"_b{args.batch}")
+    write(name, payload)
+    plot(traces, RESULTS / f"{name}.png")
     print(floors)
 
 
