@@ -26,7 +26,9 @@ class BipHparams(Hparams):
                                           "scores), mrbo or vrbo (Yang, Ji & Liang, NeurIPS 2021).")
     lower_lr: float = setting(0.05, lo=0.0, lo_open=True,
                               help="Weights' learning rate during pruning (lower level; BiP CIFAR: 0.1).")
-    upper_lr: float = setting(0.1, lo=0.0, lo_open=True, help="Scores' learning rate (upper level; BiP: 0.1).")
+    upper_lr: float = setting(1.0, lo=0.0, lo_open=True,
+                              help="Scores' learning rate (upper level; BiP CIFAR: 0.1). mrbo/vrbo take plain steps "
+                                   "(no heavy-ball momentum): give them about 10x (benchmark: lower 0.3, upper 10).")
     momentum: float = setting(0.9, lo=0.0, hi=1.0, hi_open=True,
                               help="Heavy-ball momentum of the sgd optimizer (BiP: 0.9); mrbo/vrbo use their "
                                    "own recursive estimators instead.")
