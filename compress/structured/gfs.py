@@ -16,6 +16,7 @@ statistics), and the gate sits after the unit's activation.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -24,6 +25,7 @@ from torch import nn
 
 from compress.data import Dataset
 from compress.models import ModelSpec
+from compress.structured.rescale import fixed_multipliers
 from compress.structured.result import (
     StructuredResult,
     chosen_groups,
@@ -99,6 +101,7 @@ def gfs(model: nn.Module, spec: ModelSpec, data: Dataset, settings: GfsSettings,
     gen = torch.Generator().manual_seed(seed)
     eval_xy = eval_subset(data, settings.eval_samples, seed)
     keep: dict[str, list[int]] = {}
+    factors: dict[str, float] = {}
     log: list[dict[str, Any]] = []
     for i, name in enumerate(names):
         t_layer = time.perf_counter()
@@ -110,17 +113,24 @@ def gfs(model: nn.Module, spec: ModelSpec, data: Dataset, settings: GfsSettings,
         shrink(net, {name: selected}, shape)
         keep[name] = sorted(selected)
         entry["select_s"] = round(time.perf_counter() - t_layer, 3)
-        r = train(net, data, settings.layer_train, seed=seed * 7919 + i + 1)
+        factors[name] = group.size / len(selected)
+        with _multipliers(net, shape, factors, settings):
+            r = train(net, data, settings.layer_train, seed=seed * 7919 + i + 1)
         entry.update({"val_acc_after_finetune": r.val_acc, "finetune_s": round(r.wall_s, 3)})
         log.append(entry)
     start = state(net)
     select_s = time.perf_counter() - t0
-    r = train(net, data, settings.finetune, seed=seed)
+    with _multipliers(net, shape, factors, settings):
+        r = train(net, data, settings.finetune, seed=seed)
     metrics = {"test_acc": r.test_acc, "test_loss": r.test_loss, "val_acc": r.val_acc,
                "select_and_layer_train_s": round(select_s, 3),
                "finetune_s": round(r.wall_s, 3), "wall_s": round(time.perf_counter() - t0, 3),
                "widths": {n: len(k) for n, k in keep.items()}}
     return StructuredResult("gfs", structured_spec(spec, keep), net, start, keep, metrics, log)
+
+
+def _multipliers(net: nn.Module, shape: tuple[int, ...], factors: dict[str, float], settings: GfsSettings):
+    return fixed_multipliers(net, shape, factors) if settings.train_multiplier else contextlib.nullcontext()
 
 
 __all__ = ["gfs", "select_units", "uniform_gates"]

@@ -47,7 +47,11 @@ class GfsSettings(Hparams):
     eval_samples: int = setting(1000, lo=1, help="Training samples of the recovery check and of the accuracies "
                                                  "logged per layer (reference code: every 200th training image).")
     layers: tuple[str, ...] = setting((), help=LAYERS_HELP)
-    max_chunk: int = setting(2048, lo=1, digest=False,
+    train_multiplier: bool = setting(True, help="Finetune with the n/|S| rescaling as a fixed multiplier before the "
+                                                "next layer, as the reference code's mask layer does; off = folded "
+                                                "into that layer's weights first (the same function; without "
+                                                "BatchNorm, Adam then trains the rescaled net worse).")
+    max_chunk: int = setting(256, lo=1, digest=False,
                              help="Samples evaluated at once (candidates x batch): bounds memory, not the result.")
     layer_train: TrainHparams = setting(factory=_layer_train,
                                         help="Short finetune of the whole network after each layer (reference code: "

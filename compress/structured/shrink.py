@@ -21,7 +21,7 @@ from torch import nn
 from compress.errors import UsageError
 from compress.models import ModelSpec
 from compress.models.transforms import register
-from compress.structured.units import UnitGroup, dependency_graph, group_by_name, unit_groups
+from compress.structured.units import UnitGroup, analyze, group_by_name, unit_groups
 
 Keep = Mapping[str, Sequence[int]]
 
@@ -39,9 +39,8 @@ def _checked(group: UnitGroup, idxs: Sequence[int]) -> list[int]:
 def shrink(model: nn.Module, keep: Keep, input_shape: tuple[int, ...]) -> nn.Module:
     """Remove from `model`, in place, every unit of each named group that is not in `keep[group]`; groups not
     named stay whole. Indices count the units of the network as it is when called. Returns the model."""
-    groups = unit_groups(model, input_shape)
+    dg, groups = analyze(model, input_shape)
     plan = [(g, _checked(g, keep[name])) for name in keep for g in [group_by_name(groups, name)]]
-    dg = dependency_graph(model, input_shape)
     for group, kept in plan:
         remove = sorted(set(range(group.size)) - set(kept))
         if not remove:

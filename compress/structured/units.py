@@ -71,33 +71,32 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
 
 def dependency_graph(model: nn.Module, input_shape: tuple[int, ...]):  # -> torch_pruning.DependencyGraph
     """Torch-Pruning's DepGraph of `model` for inputs of one sample's `input_shape`."""
+    return analyze(model, input_shape)[0]
+
+
+def _trace(model: nn.Module, input_shape: tuple[int, ...]):
+    """One forward: DepGraph's autograd trace, and the order the forward first calls each conv/linear layer."""
     import torch_pruning as tp
 
-    with eval_mode(model), warnings.catch_warnings():
+    order: list[str] = []
+    handles = [m.register_forward_hook(lambda mod, i, o, n=n: order.append(n) if n not in order else None)
+               for n, m in model.named_modules() if isinstance(m, LAYER_TYPES)]
+    with eval_mode(model), torch.enable_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # DepGraph warns about unwrapped parameters it does not prune
         try:
-            return tp.DependencyGraph().build_dependency(model, example_inputs=torch.zeros(1, *input_shape))
+            dg = tp.DependencyGraph().build_dependency(model, example_inputs=torch.zeros(1, *input_shape))
         except Exception as e:  # noqa: BLE001 - a forward that fails on the sample shape is the user's to fix
             raise UsageError(f"cannot trace {type(model).__name__} with inputs of shape {tuple(input_shape)} to "
                              f"find its structured units ({type(e).__name__}: {str(e).splitlines()[0]}). The "
                              "model must run a forward on one sample of the dataset's shape.") from e
+        finally:
+            for h in handles:
+                h.remove()
+    return dg, order
 
 
-def forward_order(model: nn.Module, input_shape: tuple[int, ...]) -> list[str]:
-    """Conv/linear module names in the order the forward first calls them."""
-    order: list[str] = []
-    handles = [m.register_forward_hook(lambda mod, i, o, n=n: order.append(n) if n not in order else None)
-               for n, m in model.named_modules() if isinstance(m, LAYER_TYPES)]
-    try:
-        with eval_mode(model), torch.no_grad():
-            model(torch.zeros(1, *input_shape))
-    finally:
-        for h in handles:
-            h.remove()
-    return order
-
-
-def _group(dg, module: nn.Module, names: dict[nn.Module, str], order: list[str]) -> UnitGroup:
+def _group(dg, module: nn.Module, names: dict[nn.Module, str], order: list[str]) -> UnitGroup | None:
+    """The group of `module`'s output channels, or None when DepGraph couples layers of other widths to them."""
     pruner = dg.get_pruner_of_module(module)
     size = pruner.get_out_channels(module)
     group = dg.get_pruning_group(module, pruner.prune_out_channels, list(range(size)))
@@ -108,6 +107,9 @@ def _group(dg, module: nn.Module, names: dict[nn.Module, str], order: list[str])
         if name is None:
             continue
         if dg.is_out_channel_pruning_fn(item.dep.handler):
+            width = dg.get_pruner_of_module(target).get_out_channels(target) if isinstance(target, nn.Module) else None
+            if width is not None and (width != size or max(item.idxs) >= width):
+                return None  # DepGraph mis-couples it (seen: a concat flattened into a linear layer)
             (producers if isinstance(target, LAYER_TYPES) else coupled).append(name)
         elif isinstance(target, LAYER_TYPES):
             consumers.append(Consumer(name, tuple(int(i) for i in item.idxs), tuple(int(r) for r in item.root_idxs)))
@@ -118,15 +120,11 @@ def _group(dg, module: nn.Module, names: dict[nn.Module, str], order: list[str])
     return UnitGroup(producers[0], size, tuple(producers), tuple(consumers), tuple(sorted(set(coupled))))
 
 
-def unit_groups(model: nn.Module, input_shape: tuple[int, ...], include_coupled: bool = True) -> list[UnitGroup]:
-    """Every group of removable units of `model`, in forward order (the output layer excluded).
-
-    `include_coupled=False` drops residual streams: the units of GFS, and of Li et al.'s ResNet pruning,
-    are the layers inside blocks."""
-    dg = dependency_graph(model, input_shape)
+def analyze(model: nn.Module, input_shape: tuple[int, ...]):  # -> (DependencyGraph, list[UnitGroup])
+    """DepGraph of `model` and every group of removable units in forward order (the output layer excluded)."""
+    dg, order = _trace(model, input_shape)
     names = {m: n for n, m in model.named_modules()}
     last = model.get_submodule(output_layer(model).removesuffix(".weight"))
-    order = forward_order(model, input_shape)
     groups: list[UnitGroup] = []
     seen: set[str] = set()
     for name in order:
@@ -134,11 +132,21 @@ def unit_groups(model: nn.Module, input_shape: tuple[int, ...], include_coupled:
         if module is last or name in seen:
             continue
         g = _group(dg, module, names, order)
-        seen.update(g.producers)
-        if names[last] in g.producers or not (include_coupled or not g.coupled):
+        if g is None:
             continue
-        groups.append(g)
-    return groups
+        seen.update(g.producers)
+        if names[last] not in g.producers:
+            groups.append(g)
+    return dg, groups
+
+
+def unit_groups(model: nn.Module, input_shape: tuple[int, ...], include_coupled: bool = True) -> list[UnitGroup]:
+    """Every group of removable units of `model`, in forward order (the output layer excluded).
+
+    `include_coupled=False` drops residual streams: the units of GFS, and of Li et al.'s ResNet pruning,
+    are the layers inside blocks. A layer whose coupling DepGraph gets wrong (producers of another width in its
+    group; seen in Torch-Pruning 1.6 for a concat flattened into a linear layer) is not offered as a unit."""
+    return [g for g in analyze(model, input_shape)[1] if include_coupled or not g.coupled]
 
 
 def group_by_name(groups: list[UnitGroup], name: str) -> UnitGroup:
@@ -163,5 +171,5 @@ def gateable(model: nn.Module, group: UnitGroup) -> str:
     return ""
 
 
-__all__ = ["Consumer", "UnitGroup", "dependency_graph", "forward_order", "gateable", "group_by_name", "kept_count",
+__all__ = ["Consumer", "UnitGroup", "analyze", "dependency_graph", "gateable", "group_by_name", "kept_count",
            "unit_groups"]
