@@ -25,6 +25,7 @@ from torch import nn
 
 from compress.data import Dataset
 from compress.models import ModelSpec
+from compress.structured.candidates import candidate_scores, supports
 from compress.structured.rescale import fixed_multipliers
 from compress.structured.result import (
     StructuredResult,
@@ -58,6 +59,7 @@ def select_units(model: nn.Module, group: UnitGroup, data: Dataset, settings: Gf
     was = model.training
     model.eval()
     runner = SuffixRunner(model, group)
+    fast = supports(runner)
     x_eval, y_eval = eval_xy
     full_env = runner.prefix(x_eval)
     ones = torch.ones(1, group.size)
@@ -71,7 +73,11 @@ def select_units(model: nn.Module, group: UnitGroup, data: Dataset, settings: Gf
         x, y = next(stream)
         pool = remaining.nonzero().flatten()
         cands = pool[torch.randperm(len(pool), generator=gen)[: settings.candidates]].tolist()
-        loss, acc = runner.scores(runner.prefix(x), uniform_gates(group.size, selected, cands), y, settings.max_chunk)
+        env = runner.prefix(x)
+        if fast:
+            loss, acc = candidate_scores(runner, env, selected, cands, y, settings.max_chunk)
+        else:
+            loss, acc = runner.scores(env, uniform_gates(group.size, selected, cands), y, settings.max_chunk)
         best = int(torch.argmin(loss))
         selected.append(cands[best])
         remaining[cands[best]] = False

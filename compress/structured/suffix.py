@@ -11,6 +11,7 @@ layer sits right after the activation).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -97,7 +98,20 @@ class SuffixRunner:
 
     def logits(self, env: Env, gates: torch.Tensor) -> torch.Tensor:
         """Logits (K, B, classes) of the network with the group's units scaled by each row of `gates` (K, size)."""
-        k = gates.shape[0]
+
+        def gated(node: fx.Node, x: torch.Tensor) -> torch.Tensor:
+            k = gates.shape[0]
+            pos, units = self.index[node]
+            g = torch.ones(k, x.shape[1], dtype=x.dtype)
+            g[:, pos] = gates[:, units].to(x.dtype)
+            xs = x.unsqueeze(0) * g.view(k, 1, x.shape[1], *([1] * (x.ndim - 2)))
+            return self._call(node, (xs.reshape(k * x.shape[0], *x.shape[1:]),), {})
+
+        return self.run(env, gates.shape[0], gated)
+
+    def run(self, env: Env, k: int, consumer: Callable[[fx.Node, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """Logits (K, B, classes): each consumer's output for the K stacked variants is `consumer(node, its
+        input on the minibatch)`, shape (K * B, ...); everything after it runs on the stacked batch."""
         new: Env = {}
 
         def fetch(n: fx.Node) -> Any:
@@ -108,12 +122,7 @@ class SuffixRunner:
                 out = fx.node.map_arg(node.args[0], fetch)
                 return out.view(k, -1, *out.shape[1:])
             if node in self.consumers:
-                x = env[node.args[0]]
-                pos, units = self.index[node]
-                g = torch.ones(k, x.shape[1], dtype=x.dtype)
-                g[:, pos] = gates[:, units].to(x.dtype)
-                gated = x.unsqueeze(0) * g.view(k, 1, x.shape[1], *([1] * (x.ndim - 2)))
-                new[node] = self._call(node, (gated.reshape(k * x.shape[0], *x.shape[1:]),), {})
+                new[node] = consumer(node, env[node.args[0]])
             else:
                 args = fx.node.map_arg(node.args, fetch)
                 kwargs = fx.node.map_arg(node.kwargs, fetch)
@@ -124,14 +133,17 @@ class SuffixRunner:
                max_chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean cross-entropy, top-1 accuracy) on the minibatch, one per row of `gates`."""
         per = max(1, max_chunk // max(1, len(y)))
-        losses, accs = [], []
-        for start in range(0, gates.shape[0], per):
-            z = self.logits(env, gates[start:start + per])
-            kk = z.shape[0]
-            ce = F.cross_entropy(z.reshape(-1, z.shape[-1]), y.repeat(kk), reduction="none").view(kk, -1)
-            losses.append(ce.mean(1))
-            accs.append((z.argmax(-1) == y.view(1, -1)).float().mean(1))
-        return torch.cat(losses), torch.cat(accs)
+        return _loss_acc([self.logits(env, gates[i:i + per]) for i in range(0, gates.shape[0], per)], y)
+
+
+def _loss_acc(chunks: list[torch.Tensor], y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    losses, accs = [], []
+    for z in chunks:
+        kk = z.shape[0]
+        ce = F.cross_entropy(z.reshape(-1, z.shape[-1]), y.repeat(kk), reduction="none").view(kk, -1)
+        losses.append(ce.mean(1))
+        accs.append((z.argmax(-1) == y.view(1, -1)).float().mean(1))
+    return torch.cat(losses), torch.cat(accs)
 
 
 __all__ = ["SuffixRunner"]

@@ -13,6 +13,7 @@ from torch.nn.utils import parametrize
 from compress.data import Dataset
 from compress.errors import UsageError
 from compress.models import ModelSpec, build
+from compress.structured.candidates import candidate_scores, supports
 from compress.structured.gfs import gfs, select_units, uniform_gates
 from compress.structured.rescale import fixed_multipliers
 from compress.structured.result import eval_subset
@@ -53,6 +54,22 @@ def test_suffix_runner_scores_every_gate_exactly(name, width, index):
     ref = torch.stack([F.cross_entropy(w, y) for w in want])
     assert torch.allclose(loss, ref, atol=1e-5)
     assert torch.equal(acc, (want.argmax(-1) == y).float().mean(1))
+
+
+@pytest.mark.parametrize("name,width,index", [("conv4", 0.25, 1), ("conv4", 0.25, 3), ("resnet20", 0.25, 4),
+                                              ("lenet_300_100", 0.1, 1)])
+def test_candidate_shortcut_equals_gating_the_whole_input(name, width, index):
+    model = build(ModelSpec(name, SHAPE, 10, width), seed=0).eval()
+    group = unit_groups(model, SHAPE, include_coupled=False)[index]
+    runner = SuffixRunner(model, group)
+    assert supports(runner)
+    x, y = torch.randn(6, *SHAPE), torch.arange(6) % 10
+    selected, cands = [0, 2], [1, 3, group.size - 1]
+    with torch.no_grad():
+        env = runner.prefix(x)
+        want = runner.scores(env, uniform_gates(group.size, selected, cands), y, 100)
+        got = candidate_scores(runner, env, selected, cands, y, max_chunk=12)
+    assert torch.allclose(got[0], want[0], atol=1e-5) and torch.equal(got[1], want[1])
 
 
 def test_greedy_picks_the_loss_minimizing_candidate_in_a_constructed_case():
