@@ -102,8 +102,8 @@ def gfs(model: nn.Module, spec: ModelSpec, data: Dataset, settings: GfsSettings,
     t0 = time.perf_counter()
     net = clone(model)
     shape = data.input_shape
-    names = [g.name for g in chosen_groups(net, shape, settings.layers, need_gate=True)]
-    targets = target_counts(chosen_groups(net, shape, settings.layers), settings.keep)
+    groups = chosen_groups(net, shape, settings.layers, need_gate=True)
+    names, targets = [g.name for g in groups], target_counts(groups, settings.keep)
     gen = torch.Generator().manual_seed(seed)
     eval_xy = eval_subset(data, settings.eval_samples, seed)
     keep: dict[str, list[int]] = {}
