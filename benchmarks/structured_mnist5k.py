@@ -7,7 +7,7 @@ the same finetune; small-dense is the same small architecture trained from scrat
 small network for as many epochs in all: GFS's final finetune has the dense training's epochs, plus its 1-epoch
 finetune after each layer; L1, random and small-dense get that total. Test accuracy, parameters, FLOPs
 (torch.utils.flop_counter), and ONNX Runtime p50 latency at batch 1 and 64 (1 thread) of seed 0's networks
-against the dense model's, timed back to back in the same run (export.onnx.export_onnx, deploy_targets).
+against the dense model's, timed alternately in the same run (export.onnx.export_onnx, deploy_targets).
 Writes benchmarks/results/structured_mnist5k.json and .png.
 Run: python -m benchmarks.structured_mnist5k [--seeds 3] [--conv-width 0.5] [--threads 1]
 """
@@ -71,14 +71,17 @@ def save_ticket(spec: ModelSpec, model: torch.nn.Module, path: Path, meta: dict)
     return path
 
 
-def latency_ratios(dense_onnx: str, onnx: str, shape: tuple[int, ...], iters: int) -> dict[str, float]:
-    """ORT p50 of the shrunk and the dense model timed back to back (1 thread), and their ratios."""
+def latency_ratios(dense_onnx: str, onnx: str, shape: tuple[int, ...], iters: int, rounds: int) -> dict[str, float]:
+    """ORT p50 (1 thread) of the shrunk and the dense model, alternating in `rounds` rounds so both see the same
+    load; the ratio is the median of the per-round ratios, the p50s the medians of the rounds."""
     target = OnnxRuntimeTarget(threads=1, warmup=10, iters=iters)
     out: dict[str, float] = {}
     for b in (1, 64):
-        d = target.benchmark(Path(dense_onnx), shape, (b,))["batch"][str(b)]["latency_ms_p50"]
-        s = target.benchmark(Path(onnx), shape, (b,))["batch"][str(b)]["latency_ms_p50"]
-        out.update({f"ort_b{b}_p50_ms": s, f"dense_ort_b{b}_p50_ms": d, f"ort_b{b}_latency_ratio": s / d})
+        pairs = [[target.benchmark(Path(a), shape, (b,))["batch"][str(b)]["latency_ms_p50"] for a in (onnx, dense_onnx)]
+                 for _ in range(rounds)]
+        out.update({f"ort_b{b}_p50_ms": statistics.median(s for s, _ in pairs),
+                    f"dense_ort_b{b}_p50_ms": statistics.median(d for _, d in pairs),
+                    f"ort_b{b}_latency_ratio": statistics.median(s / d for s, d in pairs)})
     return out
 
 
@@ -88,7 +91,8 @@ def main() -> None:
     ap.add_argument("--conv-width", type=float, default=0.5)
     ap.add_argument("--lenet-epochs", type=float, default=20)
     ap.add_argument("--conv-epochs", type=float, default=8)
-    ap.add_argument("--iters", type=int, default=100, help="timed ORT calls per measurement")
+    ap.add_argument("--iters", type=int, default=50, help="timed ORT calls per model per round")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds of shrunk and dense ORT timing")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench-structured")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "structured_mnist5k.json")
@@ -138,7 +142,7 @@ def main() -> None:
             key = f"{method}-{keep}"
             rep = export_onnx(save_ticket(sspec, snet, tdir / key, {"finder": method}), tdir / f"{key}-onnx",
                               sparse_storage="dense", threads=1)
-            lat = latency_ratios(dense_onnx, rep["artifact"], data.input_shape, args.iters)
+            lat = latency_ratios(dense_onnx, rep["artifact"], data.input_shape, args.iters, args.rounds)
             rows.append({"model": name, "method": method, "keep": keep,
                          "test_acc_mean": statistics.fmean(acc[(method, keep)]),
                          "test_acc_per_seed": acc[(method, keep)], "params": sum(p.numel() for p in snet.parameters()),
@@ -156,10 +160,12 @@ def main() -> None:
         "settings": {"seeds": args.seeds, "keeps": list(KEEPS), "lr": LR, "batch_size": 60, "optimizer": "adam",
                      "finetune_epochs": "GFS: the dense epochs at the end + 1 per layer; the others: as many in all",
                      "gfs_layer_train_epochs": LAYER_EPOCHS,
-                     "gfs": GfsSettings().to_dict(), "ort_threads": 1, "ort_iters": args.iters},
+                     "gfs": GfsSettings().to_dict(), "ort_threads": 1, "ort_iters": args.iters,
+                     "ort_rounds": args.rounds},
         "notes": [NOTE_TFLITE,
-                  "Latency ratios are shrunk p50 / dense p50 timed back to back in this run, 1 ORT thread; a load "
-                  "average above ~1 means other jobs shared the 2 cores and the ratios are indicative only.",
+                  "Latency ratios: shrunk p50 / dense p50 (1 ORT thread) timed alternately in --rounds rounds of "
+                  "--iters calls in this run, median of the per-round ratios; a load average above ~1 means other "
+                  "jobs shared the 2 cores, and ratios measured then are indicative only.",
                   "Conv-4 runs at width 0.5 of its 64-channel base so 3 seeds of all methods fit the CPU budget."],
     }
     save_json(args.out, payload)
