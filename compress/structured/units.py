@@ -48,7 +48,7 @@ class UnitGroup:
 
     @property
     def coupled(self) -> bool:
-        """True when several layers' outputs are added (a residual stream): not a single layer's width."""
+        """True when several layers output these units (a residual add, a depthwise conv): not one layer's width."""
         return len(self.producers) > 1
 
 
@@ -67,11 +67,6 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
         yield
     finally:
         model.train(was)
-
-
-def dependency_graph(model: nn.Module, input_shape: tuple[int, ...]):  # -> torch_pruning.DependencyGraph
-    """Torch-Pruning's DepGraph of `model` for inputs of one sample's `input_shape`."""
-    return analyze(model, input_shape)[0]
 
 
 def _trace(model: nn.Module, input_shape: tuple[int, ...]):
@@ -161,7 +156,8 @@ def gateable(model: nn.Module, group: UnitGroup) -> str:
     """Why the units of `group` cannot be gated one by one (GFS), or "" when they can: a single producer
     whose every consumer is a plain conv/linear layer reading them."""
     if group.coupled:
-        return f"its units are added to other layers' outputs ({', '.join(group.producers)}): a residual stream"
+        return (f"its units are also the outputs of {', '.join(group.producers[1:])}: a residual stream (or a "
+                "depthwise conv)")
     if not group.consumers:
         return "no conv/linear layer reads its units"
     for c in group.consumers:
@@ -171,5 +167,4 @@ def gateable(model: nn.Module, group: UnitGroup) -> str:
     return ""
 
 
-__all__ = ["Consumer", "UnitGroup", "analyze", "dependency_graph", "gateable", "group_by_name", "kept_count",
-           "unit_groups"]
+__all__ = ["Consumer", "UnitGroup", "analyze", "gateable", "group_by_name", "kept_count", "unit_groups"]
