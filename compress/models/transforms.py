@@ -39,7 +39,8 @@ def _load_builtin() -> None:
     """Import the packages that register transforms (kept lazy: they are optional to plain pruning)."""
     import importlib
 
-    for mod in ("compress.binarize.transform", "compress.binarize.scored", "compress.models.batchnorm"):
+    for mod in ("compress.binarize.transform", "compress.binarize.scored", "compress.models.batchnorm",
+                "compress.structured.shrink"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:
