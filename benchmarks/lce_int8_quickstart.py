@@ -27,10 +27,11 @@ FLOORS = {"quickstart_tflite_size_ratio": 3.5, "quickstart_tflite_agreement": 0.
 
 def quickstart_tickets(out: Path) -> dict[str, Any]:
     """Dense, IMP, finetuned and binarized ticket dirs (with their test accuracies), as the quickstart builds them."""
-    from compress import data as datasets
-    from compress import finders
     from compress.binarize.finetune import BinarizeHparams
     from compress.binarize.finetune import run as binarize
+
+    from compress import data as datasets
+    from compress import finders
     from compress.ticket import Ticket, resolve
     from compress.train import TrainHparams, evaluate, train
 

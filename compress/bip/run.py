@@ -96,6 +96,7 @@ def train_controls(level_dir: str | Path, ticket: Ticket, data: Dataset, hp: Bip
 def run_seed(run: str | Path, hp: BipHparams, data: Dataset, spec: ModelSpec, seed: int) -> Ticket:
     """Run (or resume) one seed into `run/seed-<s>/level-{0,1}` with controls; returns the BiP ticket."""
     from compress.finders.rundir import level_dir
+
     from compress.ticket import TICKET_FILE
 
     l0, l1 = level_dir(Path(run), seed, 0), level_dir(Path(run), seed, 1)

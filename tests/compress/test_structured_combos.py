@@ -3,11 +3,11 @@ of a shrunk network, each saved and reloaded as a normal ticket."""
 
 import pytest
 import torch
+from compress.binarize.finetune import BinarizeHparams
+from compress.binarize.finetune import run as binarize_run
 
 from compress import scoring
 from compress.binarize import BinaryConv2d
-from compress.binarize.finetune import BinarizeHparams
-from compress.binarize.finetune import run as binarize_run
 from compress.finders.pai import PaiHparams, prune_at_init
 from compress.mask import Mask
 from compress.models import ModelSpec, build, prunable

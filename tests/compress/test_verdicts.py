@@ -5,13 +5,13 @@ import math
 
 import pytest
 import torch
-from compress.settings import ControlHparams
 
 from compress import models
 from compress.finders.controls import control_path
 from compress.io import load_json
 from compress.mask import Mask
 from compress.report.levels import collect
+from compress.settings import ControlHparams
 from compress.ticket import TICKET_FILE, Ticket
 
 SPEC = models.ModelSpec("lenet_300_100", (1, 8, 8), 4, 0.25)
