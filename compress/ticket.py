@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from compress import digests
-from compress.errors import RunDirError, ShapeMismatchError
+from compress.errors import RunDirError, ShapeMismatchError, UsageError
 from compress.io import load_json, read_tensors, save_json, write_tensors
 from compress.mask import Mask
 from compress.models import ModelSpec, build, check_input
@@ -57,6 +57,8 @@ class Ticket:
         info = f" in {self.source / TICKET_FILE}" if self.source else ""
         try:
             model = build(self.spec)
+        except UsageError:
+            raise  # a refusal that names its own cause (e.g. code that needs --trust-code)
         except Exception as e:  # noqa: BLE001 - a builder fed a malformed spec can raise anything
             raise RunDirError(f"cannot build {arch}, the architecture described{info}: {_first(e)}. The ticket "
                               "is corrupt or was edited; re-run the step that wrote it.") from e

@@ -43,11 +43,12 @@ class BenchHparams(Hparams):
             raise UsageError(f"batch_sizes must be >= 1, got {list(self.batch_sizes)}.")
 
 
-def _target(path: Path, hp: BenchHparams) -> Any:
+def _target(path: Path, hp: BenchHparams, work_dir: Path | None = None) -> Any:
     import deploy_targets
 
     opts: dict[str, Any] = {"threads": hp.threads, "warmup": hp.warmup, "iters": hp.iterations,
-                            "provider": hp.provider, "device": hp.device, **hp.ssh.target_options()}
+                            "provider": hp.provider, "device": hp.device, "work_dir": work_dir,
+                            **hp.ssh.target_options()}
     return deploy_targets.for_artifact(path, **opts)
 
 
@@ -89,7 +90,7 @@ def run(ctx: Context) -> Output:
 
     hp: BenchHparams = ctx.settings
     kind, path = next(iter(ctx.inputs.items()))
-    target = _target(path, hp)
+    target = _target(path, hp, ctx.dir)  # scratch files (the edge runner's) live in this stage's folder
     ok, info = target.available()
     if not ok:
         raise BackendUnavailableError(f"cannot benchmark {path.name} here: {info}.")

@@ -45,7 +45,7 @@ def run(ctx: Context) -> Output:
 
     hp: DeployEdgeHparams = ctx.settings
     path = ctx.input("tflite")
-    target = LceTarget(hp.threads, hp.warmup, hp.iterations, **hp.ssh.target_options())
+    target = LceTarget(hp.threads, hp.warmup, hp.iterations, work_dir=ctx.dir, **hp.ssh.target_options())
     x = y = None
     if hp.accuracy:
         xt, yt = ctx.data().split("test")

@@ -20,8 +20,12 @@ from pipelines import registry
 
 def run(method: str, *, input: str | Path | None = None, out: str | Path | None = None,
         scope: dict[str, Any] | None = None, gates: dict[str, float] | None = None, level: int | None = None,
-        settings: dict[str, Any] | None = None, progress: Any = None, **kwargs: Any) -> dict[str, Any]:
-    """Run method `method` once (resuming a finished run): the same path as its `lottery` command."""
+        settings: dict[str, Any] | None = None, progress: Any = None, trust_code: bool = False,
+        **kwargs: Any) -> dict[str, Any]:
+    """Run method `method` once (resuming a finished run): the same path as its `lottery` command.
+
+    A `module:factory` model is imported when it is the one given in `scope` or with `trust_code` (a ticket
+    naming one inside a run directory is code from that directory)."""
     from compress.errors import UsageError
     from pipelines.runner import Pipeline
 
@@ -39,7 +43,8 @@ def run(method: str, *, input: str | Path | None = None, out: str | Path | None 
         out = out if out is not None else (path if path.is_dir() else path.parent)
     pipe = Pipeline({"pipeline": {**pipe_scope, "name": m.name}, "stages": [stage]},
                     f"lottery {' '.join(m.command) or m.name}", single=True)
-    return pipe.run(out if out is not None else Path("runs"), progress=progress)
+    return pipe.run(out if out is not None else Path("runs"), progress=progress, trust_code=trust_code,
+                    trusted_model=(scope or {}).get("model"))
 
 
 def pipeline(name_or_path: str | Path | None = None, out: str | Path = "runs", sets: list[str] | None = None,

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compress.errors import BackendUnavailableError, GateFailedError, LotteryError, RunDirError
+from compress.errors import BackendUnavailableError, GateFailedError, LotteryError, RunDirError, UsageError
 from compress.io import load_json, save_json
 from compress.method import Context, Output, Progress, Record
 from pipelines import artifacts as arts
@@ -118,24 +118,85 @@ class Pipeline:
             parent = key
         return rows
 
-    def plan(self, out: str | Path = "runs") -> list[dict[str, Any]]:
-        """What `run` would do: per stage its key, folder and whether it is done, will run or will be skipped."""
+    def plan(self, out: str | Path = "runs", trust_code: bool = False) -> list[dict[str, Any]]:
+        """What `run` would do: per stage its key, folder and whether it is done, will run or will be skipped.
+        Validates like `run` (names, dataset, model) without writing anything."""
+        from compress.models import external
+
+        external.reset_trust()
+        if trust_code:
+            external.trust()
+        if not self.single:
+            external.trust(self.spec.settings.model)
+        self.check()
         rows = []
         root = self.root(out)
         for p in self._plan(root if not self.single else Path(out)):
             done = (p.dir / arts.RESULT).is_file()
             state = "done" if done else "run" if p.available[0] else "skip"
+            if not done and state == "run" and (p.dir / arts.STAGE).is_file():
+                state = "resume"  # started before: finished parts are read back
             rows.append({"index": p.index, "name": p.spec.name, "kind": p.spec.kind, "key": p.key,
                          "dir": str(p.dir), "state": state, "reason": p.available[1],
                          "needs": list(p.spec.method.needs), "gates": p.spec.gates,
                          "settings": p.spec.hp.non_default()})
         return rows
 
+    def previous(self, out: str | Path = "runs") -> str:
+        """What an earlier run of this pipeline left: running now (and by whom), interrupted, or its status."""
+        from compress import owner
+        from compress.lock import holder
+
+        root = self.root(Path(out).resolve())
+        who = holder(root)
+        if who and who.get("alive") is not False:
+            return f"running now: {owner.describe(who)}"
+        try:
+            rep = load_json(root / "report.json") if (root / "report.json").is_file() else {}
+        except RunDirError:
+            return "report.json is unreadable"
+        status = rep.get("status") if isinstance(rep, dict) else None
+        if status == "running":
+            return "interrupted (the process that ran it is gone; running it again resumes)"
+        return f"last run: {status}" if status else "never run"
+
+    def check(self) -> None:
+        """Everything that can be checked before a folder is written: the dataset loads and passes its checks,
+        the model (a registry name, tv:, or an importable module:factory) builds and fits the data's shape."""
+        from compress import data as datasets
+        from compress.models import ModelSpec, build, check_input
+
+        sc = self.spec.settings
+        from_scope = [s for s in self.spec.stages if s.input is None and not s.method.needs]
+        if not from_scope and all(s.input is not None for s in self.spec.stages[:1]):
+            return  # every stage works on its input: the input's own scope was checked when it was made
+        data = datasets.get(sc.dataset, data_root=sc.data_root)
+        for note in data.notes:
+            log.warning("dataset %s: %s", data.name, note)
+        if from_scope:
+            spec = ModelSpec(sc.model, data.input_shape, data.num_classes, sc.width, sc.init)
+            check_input(build(spec, seed=0), data.input_shape, data.num_classes, sc.model)
+
     def run(self, out: str | Path = "runs", keep_going: bool = False, require_all: bool = False,
-            progress: Progress | None = None, check: bool = False) -> dict[str, Any]:
-        """Run (or resume) every stage; returns report.json's content. With `check`, a failed gate raises."""
+            progress: Progress | None = None, check: bool = False, trust_code: bool = False,
+            trusted_model: str | None = None) -> dict[str, Any]:
+        """Run (or resume) every stage; returns report.json's content. With `check`, a failed gate raises.
+
+        Holds an exclusive lock on the run directory for the whole run (a second identical run exits at once,
+        naming the holder). A module:factory model is imported only when the user named it (`trusted_model`,
+        the spec's own `pipeline.model`) or under `trust_code`."""
+        from compress.models import external
+
+        external.reset_trust()  # trust is per run: what one command allowed does not carry over to the next
+        if trust_code:
+            external.trust()
+        named = trusted_model if self.single else self.spec.settings.model
+        if named:
+            external.trust(named)
         # Absolute, so that artifact paths a stage returns never get its (relative) folder prefixed twice.
         out = Path(out).resolve()
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out {out} is a file; give a folder (it is created if missing).")
         root = self.root(out)
         plan = self._plan(out if self.single else root)
         missing = [p for p in plan if not p.available[0]]
@@ -145,6 +206,13 @@ class Pipeline:
             raise BackendUnavailableError(
                 "--require-all: " + "; ".join(f"stage '{p.spec.name}' cannot run here: {p.available[1]}"
                                               for p in missing) + ". Run without --require-all to skip them.")
+        with _threads(self.spec.settings.threads):
+            self.check()
+        with _locked(root):
+            return self._run(root, plan, keep_going, require_all, progress, check)
+
+    def _run(self, root: Path, plan: list[Planned], keep_going: bool, require_all: bool,
+             progress: Progress | None, check: bool) -> dict[str, Any]:
         if not self.single:
             save_json(root / "pipeline.json", {"name": self.spec.name, "source": self.source,
                                                "digest": self.spec.settings.digest(), "spec": self.raw})
@@ -160,6 +228,40 @@ class Pipeline:
         if check and result["status"] == "failed":
             raise GateFailedError(failed_summary(result))
         return result
+
+
+@contextlib.contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """The run directory exclusively ours; what a killed earlier run left (scratch folders, a report saying
+    "running") is cleaned up or marked interrupted first, since its holder is gone."""
+    from compress import scratch
+    from compress.lock import RunLock
+
+    lock = RunLock(root).acquire()
+    try:
+        if lock.notice:
+            log.warning("%s", lock.notice)
+        for stale in scratch.remove_stale(root):
+            log.info("removed %s, left by a run that was killed", stale)
+        _mark_interrupted(root)
+        yield
+    finally:
+        lock.release()
+
+
+def _mark_interrupted(root: Path) -> None:
+    path = root / "report.json"
+    try:
+        rep = load_json(path) if path.is_file() else None
+    except RunDirError:
+        return
+    if isinstance(rep, dict) and rep.get("status") == "running":
+        rep["status"] = "interrupted"
+        for st in rep.get("stages", []) or [rep]:
+            if st.get("status") == "running":
+                st["status"], st["reason"] = "interrupted", "the process running it was killed"
+        rep.setdefault("notes", []).append("found marked 'running' by a process that is gone: interrupted")
+        save_json(path, rep)
 
 
 @contextlib.contextmanager
@@ -302,6 +404,8 @@ class _Run:
                 "error", str(e).splitlines()[0] if str(e) else type(e).__name__)
             self.progress.stage_end(r["name"], r["status"], r["reason"])
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "error"
+        if not isinstance(e, (LotteryError, KeyboardInterrupt)):
+            _error_log(self.root, e)
         try:
             report.write(self.root, self.report(status), plots=False)
         except (OSError, LotteryError):  # never hide the original error behind a reporting one
@@ -312,6 +416,19 @@ class _Run:
         skipped = self.pipe.single and any(r["status"] == "skipped" for r in self.records)
         rep = self.report("failed" if failed else "skipped" if skipped else "passed")
         return report.write(self.root, rep, plots=not self.pipe.single)
+
+
+def _error_log(root: Path, e: BaseException) -> None:
+    """An unexpected error's traceback, kept in the run dir (the CLI shows one paragraph and points here)."""
+    import traceback
+
+    from compress.io import atomic_write_bytes
+
+    try:
+        text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+        e.error_log = atomic_write_bytes(root / "error.log", text.encode())  # type: ignore[attr-defined]
+    except OSError:
+        pass
 
 
 def _claim(p: Planned) -> None:

@@ -22,8 +22,35 @@ def torchvision_model(name: str, input_shape: tuple[int, ...], num_classes: int,
     return torchvision.models.get_model(name, weights=None, num_classes=num_classes)
 
 
+# Importing a module named inside a run directory or artifact runs that module's code, like unpickling: only the
+# model named by the user (the command line, a spec they run) or everything under `--trust-code` is imported.
+_TRUSTED: set[str] = set()
+_TRUST_ALL = [False]
+
+
+def trust(ref: str | None = None) -> None:
+    """Allow importing `module:factory` `ref` (the model the user named); with no argument, allow any."""
+    if ref is None:
+        _TRUST_ALL[0] = True
+    elif ":" in ref and not ref.startswith("tv:"):
+        _TRUSTED.add(ref)
+
+
+def reset_trust() -> None:
+    _TRUSTED.clear()
+    _TRUST_ALL[0] = False
+
+
+def _check_trusted(ref: str) -> None:
+    if not (_TRUST_ALL[0] or ref in _TRUSTED):
+        raise UsageError(f"this model is code from '{ref}': opening it imports and runs that module. It was named "
+                         "inside a run directory or artifact, not by you on the command line. Pass --trust-code if "
+                         "you trust where it came from (trust_code=True in the Python API).")
+
+
 def factory_model(ref: str, input_shape: tuple[int, ...], num_classes: int, width: float = 1.0) -> nn.Module:
     """Call a user's `package.module:factory`, passing only the arguments it accepts."""
+    _check_trusted(ref)
     module_name, _, attr = ref.partition(":")
     try:
         module = importlib.import_module(module_name)

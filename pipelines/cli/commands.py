@@ -112,7 +112,8 @@ def method_flags(m: Method) -> tuple[list[Flag], list[Flag]]:
 
 
 INPUTS_OWN = "the input's"
-COMMON_NAMES = [("--set",), ("--gate",), ("--out", "-o"), ("--json",), ("--quiet", "-q"), ("--debug",)]
+COMMON_NAMES = [("--set",), ("--gate",), ("--out", "-o"), ("--json",), ("--quiet", "-q"), ("--debug",),
+                ("--trust-code",)]
 
 
 def takes_ticket(m: Method) -> bool:
@@ -143,6 +144,9 @@ def _common(m: Method) -> list[inspect.Parameter]:
                                      rich_help_panel=RUN_PANEL)),
         ("debug", bool, typer.Option(False, "--debug", help="Show the traceback of an unexpected error.",
                                      rich_help_panel=RUN_PANEL)),
+        ("trust_code", bool, typer.Option(False, "--trust-code", rich_help_panel=RUN_PANEL, help=(
+            "Allow importing a module:factory model named inside the input's run directory (like unpickling: "
+            "it runs that module's code)."))),
     ]
     params = [inspect.Parameter(n, kw, default=d, annotation=a) for n, a, d in opts]
     if takes_ticket(m):
@@ -176,7 +180,7 @@ def make_command(m: Method) -> Any:
                 raise UsageError(f"--set needs KEY=VALUE, got '{item}'.")
             given[key.strip()] = value.strip()
         run_method(m, given_scope, given, kw.get("gate") or [], kw.get("input_path"), kw.get("level"), kw["out"],
-                   kw["as_json"], kw["quiet"], kw["debug"])
+                   kw["as_json"], kw["quiet"], kw["trust_code"])
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__name__ = m.name

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import sys
@@ -12,6 +11,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from compress.errors import LotteryError
 
@@ -42,24 +42,43 @@ def setup_logging(quiet: bool = False, verbose: bool = False) -> None:
 
 
 def friendly(fn: F) -> F:
-    """Show `LotteryError`s as one paragraph without a traceback, with the error's exit code."""
+    """The one error boundary of every command. Bad input (a `LotteryError`): one paragraph, its exit code (2;
+    a failed gate 1). Anything unexpected: one paragraph naming the error and where its traceback was saved,
+    exit 3 (`--debug` shows the traceback instead). Ctrl-C: 130, finished steps kept."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
         except LotteryError as e:
-            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            if kwargs.get("debug"):
+                raise
+            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("interrupted: finished steps are saved; run the same command again to resume.")
             raise typer.Exit(130) from None
+        except Exception as e:  # noqa: BLE001 - the boundary: never a bare traceback
+            if kwargs.get("debug"):
+                raise
+            first = (str(e).splitlines() or [""])[0][:300]
+            where = getattr(e, "error_log", None)
+            saved = f"The traceback is in {where}" if where else "Re-run with --debug to see the traceback"
+            err_console.print(f"[bold red]unexpected error[/] ({type(e).__name__}): {escape(first)}. This is a "
+                              f"bug in lottery or one of its backends, not in your input. {saved}; please "
+                              "report it with that file.", highlight=False, soft_wrap=True)
+            raise typer.Exit(3) from None
 
     return wrapper  # type: ignore[return-value]
 
 
 def print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    """Strict JSON to stdout (non-finite numbers as null, named; see compress.io.dumps)."""
+    from compress.io import dumps
+
+    sys.stdout.write(dumps(obj) + "\n")
 
 
 def pct(x: float | None, digits: int = 2) -> str:

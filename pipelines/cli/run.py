@@ -64,6 +64,10 @@ def register(app: typer.Typer) -> None:
             help="Fail (exit 2) instead of skipping stages whose hardware is absent (e.g. GPU stages).")] = False,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress; only the final table.")] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print report.json (or the plan) to stdout.")] = False,
+        debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")] = False,
+        trust_code: Annotated[bool, typer.Option("--trust-code", help=(
+            "Allow importing module:factory models named inside an input's run directory (runs their code)."))]
+        = False,
     ) -> None:
         """Run a pipeline end to end: stages chained with accuracy/latency/size gates.
 
@@ -77,12 +81,18 @@ def register(app: typer.Typer) -> None:
         setup_logging(quiet or as_json)
         pipe = Pipeline.load(pipeline).with_settings(set_)
         if dry_run:
-            rows = pipe.plan(out)
-            print_json({"pipeline": pipe.spec.name, "run_dir": str(pipe.root(out)), "stages": rows}) if as_json \
-                else out_console.print(plan_table(rows))
+            rows = pipe.plan(out, trust_code)
+            previous = pipe.previous(out)
+            if as_json:
+                print_json({"pipeline": pipe.spec.name, "run_dir": str(pipe.root(out)), "previous": previous,
+                            "stages": rows})
+            else:
+                out_console.print(plan_table(rows))
+                err_console.print(f"{escape(str(pipe.root(out)))}: {escape(previous)}", highlight=False)
             return
         with progress_for(quiet or as_json) as progress:
-            rep = pipe.run(out, keep_going=keep_going, require_all=require_all, progress=progress)
+            rep = pipe.run(out, keep_going=keep_going, require_all=require_all, progress=progress,
+                           trust_code=trust_code)
         root = Path(rep["run_dir"])
         if as_json:
             print_json(rep)

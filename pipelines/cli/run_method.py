@@ -15,7 +15,7 @@ from pipelines.cli.common import err_console, out_console, pct, print_json, setu
 
 
 def run_method(m: Method, scope: dict[str, Any], settings: dict[str, Any], gates: list[str], input_path: Path | None,
-               level: int | None, out: Path | None, as_json: bool, quiet: bool, debug: bool) -> dict[str, Any]:
+               level: int | None, out: Path | None, as_json: bool, quiet: bool, trust_code: bool) -> dict[str, Any]:
     from pipelines import api
     from pipelines.progress import progress_for
     from pipelines.spec import parse_value
@@ -29,7 +29,7 @@ def run_method(m: Method, scope: dict[str, Any], settings: dict[str, Any], gates
         gate_tree[name.strip()] = parse_value(value.strip())
     with progress_for(quiet or as_json) as progress:
         rep = api.run(m.name, input=input_path, out=out, scope=scope, gates=gate_tree, level=level,
-                      settings=settings, progress=progress)
+                      settings=settings, progress=progress, trust_code=trust_code)
     if as_json:
         print_json(rep)
     else:
