@@ -123,12 +123,8 @@ class Pipeline:
         Validates like `run` (names, dataset, model) without writing anything."""
         from compress.models import external
 
-        external.reset_trust()
-        if trust_code:
-            external.trust()
-        if not self.single:
-            external.trust(self.spec.settings.model)
-        self.check()
+        with external.restricted({"" if self.single else self.spec.settings.model}, trust_code):
+            self.check()
         rows = []
         root = self.root(out)
         for p in self._plan(root if not self.single else Path(out)):
@@ -187,12 +183,12 @@ class Pipeline:
         the spec's own `pipeline.model`) or under `trust_code`."""
         from compress.models import external
 
-        external.reset_trust()  # trust is per run: what one command allowed does not carry over to the next
-        if trust_code:
-            external.trust()
-        named = trusted_model if self.single else self.spec.settings.model
-        if named:
-            external.trust(named)
+        named = (trusted_model or "") if self.single else self.spec.settings.model
+        with external.restricted({named}, trust_code):
+            return self._run_checked(out, keep_going, require_all, progress, check)
+
+    def _run_checked(self, out: str | Path, keep_going: bool, require_all: bool, progress: Progress | None,
+                     check: bool) -> dict[str, Any]:
         # Absolute, so that artifact paths a stage returns never get its (relative) folder prefixed twice.
         out = Path(out).resolve()
         if out.exists() and not out.is_dir():

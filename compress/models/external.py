@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
+from collections.abc import Iterator
 
 from torch import nn
 
@@ -22,27 +24,25 @@ def torchvision_model(name: str, input_shape: tuple[int, ...], num_classes: int,
     return torchvision.models.get_model(name, weights=None, num_classes=num_classes)
 
 
-# Importing a module named inside a run directory or artifact runs that module's code, like unpickling: only the
-# model named by the user (the command line, a spec they run) or everything under `--trust-code` is imported.
-_TRUSTED: set[str] = set()
-_TRUST_ALL = [False]
+# Importing a module named inside a run directory or artifact runs that module's code, like unpickling. While a
+# command or pipeline runs (`restricted`), only the model the user named (command line, their spec) is imported,
+# or everything under `--trust-code`; plain library calls (the caller's own specs) are not restricted.
+_POLICY: list[tuple[bool, frozenset[str]]] = [(True, frozenset())]  # (trust everything, trusted refs)
 
 
-def trust(ref: str | None = None) -> None:
-    """Allow importing `module:factory` `ref` (the model the user named); with no argument, allow any."""
-    if ref is None:
-        _TRUST_ALL[0] = True
-    elif ":" in ref and not ref.startswith("tv:"):
-        _TRUSTED.add(ref)
-
-
-def reset_trust() -> None:
-    _TRUSTED.clear()
-    _TRUST_ALL[0] = False
+@contextlib.contextmanager
+def restricted(trusted: set[str] | frozenset[str] = frozenset(), trust_all: bool = False) -> Iterator[None]:
+    """Within the block, `module:factory` models are imported only if in `trusted` (or `trust_all`)."""
+    _POLICY.append((trust_all, frozenset(r for r in trusted if r and ":" in r and not r.startswith("tv:"))))
+    try:
+        yield
+    finally:
+        _POLICY.pop()
 
 
 def _check_trusted(ref: str) -> None:
-    if not (_TRUST_ALL[0] or ref in _TRUSTED):
+    trust_all, trusted = _POLICY[-1]
+    if not (trust_all or ref in trusted):
         raise UsageError(f"this model is code from '{ref}': opening it imports and runs that module. It was named "
                          "inside a run directory or artifact, not by you on the command line. Pass --trust-code if "
                          "you trust where it came from (trust_code=True in the Python API).")
