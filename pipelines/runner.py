@@ -226,6 +226,14 @@ class Pipeline:
         return result
 
 
+def _threads(n: int) -> contextlib.AbstractContextManager[None]:
+    """Small models train faster on one thread than on threads fighting other jobs for two cores (0: torch's
+    default). The same helper every latency measurement uses."""
+    from deploy_targets.latency import torch_threads
+
+    return torch_threads(n or None)
+
+
 @contextlib.contextmanager
 def _locked(root: Path) -> Iterator[None]:
     """The run directory exclusively ours; what a killed earlier run left (scratch folders, a report saying
@@ -258,22 +266,6 @@ def _mark_interrupted(root: Path) -> None:
                 st["status"], st["reason"] = "interrupted", "the process running it was killed"
         rep.setdefault("notes", []).append("found marked 'running' by a process that is gone: interrupted")
         save_json(path, rep)
-
-
-@contextlib.contextmanager
-def _threads(n: int) -> Iterator[None]:
-    """Small models train faster on one thread than on threads fighting other jobs for two cores."""
-    if n <= 0:
-        yield
-        return
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def failed_summary(rep: dict[str, Any]) -> str:

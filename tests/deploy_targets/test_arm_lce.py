@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -24,6 +25,7 @@ from compress.train import predict
 from deploy_targets.arm_lce import LceTarget
 from deploy_targets.ssh import DeployError
 from pipelines.cli import app
+from pipelines.report import schema
 from tests.export.lce_nets import randomize_bn
 
 pytestmark = pytest.mark.skipif(__import__("importlib").util.find_spec("larq_compute_engine") is None,
@@ -47,6 +49,7 @@ def exported(tmp_path_factory):
     res = runner.invoke(app, ["export", "lce", str(d), "--json", "--trust-code"])  # the ticket names user code
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)
+    jsonschema.validate(rep, schema())
     rep["artifact"] = str(Path(rep["run_dir"]) / rep["artifacts"]["tflite"])
     rep["ticket_dir"] = str(d)
     return rep
@@ -66,6 +69,7 @@ def test_local_deploy_and_bench_target(exported):
     res = runner.invoke(app, ["deploy", "edge", str(path), "--local", "--iterations", "5", "--json"])
     assert res.exit_code == 0, res.output
     r = json.loads(res.stdout)
+    jsonschema.validate(r, schema())
     m = r["metrics"]
     assert m["test_acc"] == pytest.approx(exported["metrics"]["test_acc"]) and r["details"]["samples"] == 360
     assert 0 < m["latency_ms_p50"] <= m["latency_ms_p90"] and r["details"]["threads"] == 1
@@ -197,3 +201,20 @@ def test_edge_cli_refuses_host_and_local_together_and_hosts_that_look_like_optio
     res = runner.invoke(app, ["deploy", "edge", str(model), "--host=-oProxyCommand=x", "--dataset", "digits"])
     assert res.exit_code == 2 and "would reach ssh as an option" in res.output and "Traceback" not in res.output
     assert np.array_equal(np.frombuffer(model.read_bytes(), np.uint8), np.frombuffer(b"x", np.uint8))
+
+
+def test_a_binary_export_with_nothing_bit_packed_fails_its_default_gate(tmp_path):
+    """Binary weights on float activations stay float ops in LCE: the default min_packed_fraction gate says so."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "export"))
+    from ticket_factory import make_ticket
+
+    src = make_ticket(tmp_path / "float", density=0.5)
+    res = runner.invoke(app, ["binarize", str(src), "--act", "float", "--iterations", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    binary = json.loads(res.stdout)
+    res = runner.invoke(app, ["export", "lce", str(Path(binary["run_dir"]) / binary["artifacts"]["binary_ticket"]),
+                              "--json"])
+    assert res.exit_code == 1, res.output
+    rep = jsonschema.validate(json.loads(res.stdout), schema()) or json.loads(res.stdout)
+    gate = next(g for g in rep["gates"] if g["gate"] == "min_packed_fraction")
+    assert rep["metrics"]["packed_fraction"] == 0.0 and not gate["passed"] and rep["status"] == "failed"
