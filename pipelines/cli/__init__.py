@@ -37,4 +37,4 @@ compare.register(app)
 
 
 def main() -> None:
-    app()
+    app(prog_name="lottery")  # also under `python -m pipelines.cli` (shell completion keys on the name)

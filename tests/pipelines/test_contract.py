@@ -173,3 +173,10 @@ def test_training_settings_are_the_same_object_in_a_pipeline_stage():
     assert spec.stages[0].hp.act == "binary" and spec.stages[1].hp.act == "binary"  # one default each, everywhere
     assert spec.stages[1].hp.scores.lr == registry.get("mpt").settings().scores.lr
     assert TRAIN["epochs"] == 1
+
+
+def test_shell_completion_knows_the_generated_commands_and_flags():
+    env = {"_LOTTERY_COMPLETE": "complete_bash", "COMP_WORDS": "lottery export onnx x --spar", "COMP_CWORD": "4"}
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli"], env={**__import__("os").environ, **env},
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.stdout.split() == ["--sparse-storage"], proc.stderr
