@@ -20,7 +20,7 @@ from typing import Any
 from compress.io import save_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
-WORK_ARGS = ("results", "out", "runs")  # where files go, not what is measured
+WORK_ARGS = ("results", "out")  # where files go, not what is measured
 IDLE_LOAD = 0.5  # 1-minute load average below which the machine counts as idle when a run starts
 
 

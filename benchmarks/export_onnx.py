@@ -73,10 +73,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--iters", type=int, default=200, help="timed calls per batch size")
     ap.add_argument("--threads", type=int, default=0, help="PyTorch threads for training; 0 = torch's default "
                                                            "(latency is always timed on 1 thread)")
-    ap.add_argument("--runs", type=Path, default=None, help="run root (default: a fresh temp dir)")
+    ap.add_argument("--out", type=Path, default=None, help="run root (default: a fresh temp dir)")
     args = arguments(ap, argv)
     run = Run("export_onnx", ap, args)
-    runs = args.runs or Path(tempfile.mkdtemp(prefix="bench-export-onnx-"))
+    runs = args.out or Path(tempfile.mkdtemp(prefix="bench-export-onnx-"))
     results, notes = [], set()
     for model, width in MODELS:
         epochs = args.conv_epochs if model.startswith("conv") else args.epochs
