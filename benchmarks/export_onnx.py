@@ -71,8 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=float, default=10, help="training epochs per level for LeNet-300-100")
     ap.add_argument("--conv-epochs", type=float, default=10, help="training epochs per level for Conv-4")
     ap.add_argument("--iters", type=int, default=200, help="timed calls per batch size")
-    ap.add_argument("--threads", type=int, default=0, help="PyTorch threads for training; 0 = torch's default "
-                                                           "(latency is always timed on 1 thread)")
+    ap.add_argument("--threads", type=int, default=2, help="PyTorch threads for training (0: torch's default); "
+                                                           "latency is always timed on 1 thread")
     ap.add_argument("--out", type=Path, default=None, help="run root (default: a fresh temp dir)")
     args = arguments(ap, argv)
     run = Run("export_onnx", ap, args)

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=float, default=20, help="training epochs of every level and control")
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--seeds", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=0, help="PyTorch threads; 0 = torch's default")
+    ap.add_argument("--threads", type=int, default=2, help="PyTorch threads (0: torch's default)")
     ap.add_argument("--out", type=Path, default=None, help="run root (default: a fresh temp dir)")
     args = arguments(ap, argv)
     run = Run("imp_lenet_mnist5k", ap, args)

@@ -128,6 +128,12 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
     rows: list[dict] = []
     failed: list[str] = []
+
+    def payload(done: int) -> dict[str, Any]:
+        return {"model": "conv4", "dataset": "mnist5k", "complete": done == len(todo) and not failed,
+                "jobs_done": done, "jobs_total": len(todo), "jobs_failed": failed, "note": note,
+                "results": aggregate(rows)}
+
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
         futures = {pool.submit(fn, *a): (fn.__name__, a[:-1]) for fn, a in todo}
         for done, f in enumerate(as_completed(futures), 1):
@@ -136,11 +142,10 @@ def main(argv: list[str] | None = None) -> None:
             except Exception as ex:  # keep the other jobs' figures, say which failed and why
                 failed.append(f"{futures[f][0]}{futures[f][1]}: {type(ex).__name__}: {ex}")
                 print(f"job {futures[f]} failed: {ex}", file=sys.stderr)
-            facts = run.facts()
-            run.write({"model": "conv4", "dataset": "mnist5k", "complete": done == len(todo) and not failed,
-                       "jobs_done": done, "jobs_total": len(todo), "jobs_failed": failed, "note": note,
-                       "results": aggregate(rows)}, echo=done == len(todo), facts=facts)
-            print(f"[{facts['wall_s']:7.0f} s] {done}/{len(todo)} jobs, {len(rows)} rows", flush=True)
+            if done < len(todo):  # partial figures; the last write waits for the workers (their peak RSS)
+                run.write(payload(done), echo=False)
+                print(f"{done}/{len(todo)} jobs, {len(rows)} rows", flush=True)
+    run.write(payload(len(todo)))
     for r in aggregate(rows):
         print(f"{r['config']:14s} width {r['width']:<5} keep {r['keep']:<6} test_acc {r['test_acc_mean']:.4f} "
               f"bits {r['bits_total']:,}")
