@@ -1,83 +1,95 @@
 """Benchmark: ONNX export of LeNet-300-100 and Conv-4 (width 0.25) tickets on mnist5k, dense and ~10% dense.
 
-For each model and density: ONNX file size with dense vs `auto` (sparse-initializer) storage, ORT vs
-PyTorch top-1 agreement and max abs diff on the whole test set, latency p50 at batch 1 and 64 of ORT and
-of PyTorch eager measured in the same run (1 thread each), and test accuracy through both.
-Tickets come from a real IMP run (3 rounds at 54% per round: ~10% of weights left).
-Writes benchmarks/results/export_onnx.json.  Usage: python benchmarks/export_onnx.py [--epochs 10 --conv-epochs 2]
+Tickets come from a real IMP run (`lottery find imp`: 3 rounds at 54% per round, ~10% of weights left; level 0 is
+the dense net), exported by `lottery export onnx` (sparse_storage auto) and timed by `lottery bench`, all through
+pipelines.api. For each model and density: the ONNX file's bytes on disk with dense and with `auto`
+(sparse-initializer) storage, ORT vs PyTorch parity on the whole test set (top-1 agreement, max abs diff), ORT and
+PyTorch eager p50 latency at batch 1 and 64 measured in the same run (1 thread each), and test accuracy of both.
+Writes benchmarks/results/export_onnx.json.
+Run at the defaults (the committed result): python -m benchmarks.export_onnx
+Quick check: python -m benchmarks.export_onnx --epochs 0.5 --conv-epochs 0.2 --iters 20 --results /tmp/r
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import sys
-import time
+import tempfile
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from compress import finders  # noqa: E402
-from compress.io import save_json  # noqa: E402
-from compress.ticket import Ticket  # noqa: E402
-from export.onnx import export_onnx  # noqa: E402
-from pipelines.bench import bench  # noqa: E402
+from benchmarks.common import Run, arguments
 
 MODELS = (("lenet_300_100", 1.0), ("conv4", 0.25))
+WARMUP = 20
 
 
-def ticket_levels(model: str, width: float, epochs: float, out: Path) -> list[Path]:
-    hp = finders.make_hparams("imp", {"model.model": model, "model.width": width, "data.dataset": "mnist5k",
-                                      "train.epochs": epochs, "rounds": 3, "prune.rate": 0.54,
-                                      "controls.controls": []})
-    run = Path(finders.find("imp", hp, [0], out)["run_dir"])
-    return [run / "seed-0" / "level-0", run / "seed-0" / "level-3"]
+def ticket_levels(model: str, width: float, epochs: float, threads: int, out: Path) -> list[Path]:
+    from pipelines import api
+
+    rep = api.run("imp", out=out, scope={"model": model, "width": width, "dataset": "mnist5k", "seed": 0,
+                                         "threads": threads},
+                  rounds=3, prune={"rate": 0.54}, train={"epochs": epochs}, controls={"controls": []})
+    run = Path(rep["run_dir"]) / "seed-0"
+    return [run / "level-0", run / "level-3"]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+def measure(ticket: Path, iters: int) -> tuple[dict[str, Any], list[str]]:
+    """Export one ticket and time it; the row of this benchmark and the exporter's notes."""
+    from pipelines import api
+
+    exp = api.run("export_onnx", input=ticket, sparse_storage="auto")
+    bench = api.run("bench", input=api.artifact(exp, "onnx"), batch_sizes=(1, 64), threads=1, warmup=WARMUP,
+                    iterations=iters)
+    m, lat, ref = exp["metrics"], bench["details"]["latency"], bench["details"]["torch_latency"]
+    row = {
+        "density": m["density"], "file_bytes_dense_storage": m["file_bytes_dense_storage"],
+        "file_bytes_auto": m["file_bytes"], "parity_agreement": m["parity_agreement"],
+        "parity_max_abs_diff": m["parity_max_abs_diff"],
+        "ort_p50_ms_b1": lat["1"]["latency_ms_p50"], "torch_p50_ms_b1": ref["1"]["latency_ms_p50"],
+        "ort_p50_ms_b64": lat["64"]["latency_ms_p50"], "torch_p50_ms_b64": ref["64"]["latency_ms_p50"],
+        "ort_test_acc": m["test_acc"], "torch_test_acc": m["torch_test_acc"],
+        "file_ratio_auto_vs_dense": m["file_bytes"] / m["file_bytes_dense_storage"],
+        "speedup_p50_b1": ref["1"]["latency_ms_p50"] / lat["1"]["latency_ms_p50"],
+        "speedup_p50_b64": ref["64"]["latency_ms_p50"] / lat["64"]["latency_ms_p50"],
+        "sparse_initializers": exp["details"]["sparse_initializers"],
+    }
+    return row, exp["notes"]
+
+
+def sparse_vs_dense(results: list[dict[str, Any]]) -> str:
+    """ORT p50 of each model's sparse ticket relative to its dense net, as measured."""
+    parts = []
+    for model, _ in MODELS:
+        dense, sparse = (r for r in results if r["model"].startswith(model))
+        parts.append(f"{model} at {100 * sparse['density']:.1f}% density: " + ", ".join(
+            f"batch {b} {sparse[f'ort_p50_ms_b{b}'] / dense[f'ort_p50_ms_b{b}']:.2f}" for b in (1, 64)))
+    return "ORT p50 of the sparse ticket / the dense net: " + "; ".join(parts) + "."
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=float, default=10, help="training epochs per level for LeNet-300-100")
-    ap.add_argument("--conv-epochs", type=float, default=2, help="training epochs per level for Conv-4 (slower)")
-    ap.add_argument("--iters", type=int, default=200)
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "export_onnx.json")
-    ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench-export-onnx")
-    args = ap.parse_args()
-    start = time.perf_counter()
-    results = []
+    ap.add_argument("--conv-epochs", type=float, default=10, help="training epochs per level for Conv-4")
+    ap.add_argument("--iters", type=int, default=200, help="timed calls per batch size")
+    ap.add_argument("--threads", type=int, default=2, help="PyTorch threads for training (0: torch's default); "
+                                                           "latency is always timed on 1 thread")
+    ap.add_argument("--out", type=Path, default=None, help="run root (default: a fresh temp dir)")
+    args = arguments(ap, argv)
+    run = Run("export_onnx", ap, args)
+    runs = args.out or Path(tempfile.mkdtemp(prefix="bench-export-onnx-"))
+    results, notes = [], set()
     for model, width in MODELS:
         epochs = args.conv_epochs if model.startswith("conv") else args.epochs
-        for tdir in ticket_levels(model, width, epochs, args.runs):
-            dense = export_onnx(tdir, tdir / "onnx-dense", sparse_storage="dense")
-            auto = export_onnx(tdir, tdir / "onnx-auto", sparse_storage="auto")
-            b = bench(auto["artifact"], "mnist5k", (1, 64), threads=1, warmup=20, iters=args.iters)
-            lat, ref = b["latency"]["batch"], b["torch"]["latency"]
-            row = {
-                "model": f"{model} (width {width})", "density": Ticket.load(tdir).density,
-                "onnx_bytes_dense_storage": dense["size_bytes"], "onnx_bytes_auto": auto["size_bytes"],
-                "agreement": auto["verification"]["agreement"], "max_abs_diff": auto["verification"]["max_abs_diff"],
-                "ort_p50_ms_b1": lat["1"]["latency_ms_p50"], "torch_p50_ms_b1": ref["1"]["latency_ms_p50"],
-                "ort_p50_ms_b64": lat["64"]["latency_ms_p50"], "torch_p50_ms_b64": ref["64"]["latency_ms_p50"],
-                "ort_test_acc": b["test_acc"], "torch_test_acc": b["torch"]["test_acc"],
-                "size_ratio_auto_vs_dense": auto["size_bytes"] / dense["size_bytes"],
-                "speedup_p50_b1": ref["1"]["latency_ms_p50"] / lat["1"]["latency_ms_p50"],
-                "speedup_p50_b64": ref["64"]["latency_ms_p50"] / lat["64"]["latency_ms_p50"],
-            }
-            results.append(row)
-            print({k: round(v, 5) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
-    save_json(args.out, {
-        "results": results,
-        "note": ("measured on a 2-core x86_64 CPU machine (a load average above ~1 means other jobs shared it and "
-                 "absolute latencies are noisy); ORT and PyTorch were timed in the same run with 1 thread each "
-                 f"(warm-up 20, {args.iters} timed calls). Sparse storage shrinks the file only: ONNX Runtime "
-                 "densifies sparse initializers at load, so the 10%-dense ticket is not faster than the dense one."),
-        "load_average_1_5_15_at_end": [round(v, 2) for v in os.getloadavg()],
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
-        "epochs": {"lenet_300_100": args.epochs, "conv4": args.conv_epochs},
-        "wall_s": round(time.perf_counter() - start, 1),
-    })
-    print(f"wrote {args.out}")
+        for tdir in ticket_levels(model, width, epochs, args.threads, runs):
+            row, exp_notes = measure(tdir, args.iters)
+            results.append({"model": f"{model} (width {width})", **row})
+            notes.update(exp_notes)
+            print({k: round(v, 5) if isinstance(v, float) else v for k, v in results[-1].items()}, flush=True)
+    note = (f"ORT and PyTorch eager timed in the same run with 1 thread each (warm-up {WARMUP}, {args.iters} timed "
+            f"calls per batch size; `lottery bench`). {sparse_vs_dense(results)} Exporter notes: "
+            f"{' / '.join(sorted(notes))}")
+    run.write({"results": results, "note": note,
+               "epochs": {"lenet_300_100": args.epochs, "conv4": args.conv_epochs}})
 
 
 if __name__ == "__main__":

@@ -7,37 +7,34 @@ scored copy, `grasp`); `grasp_no_reinit` scores the net's own fc weights and is 
 IMP prunes by global magnitude 43.77% per round (4 rounds -> 0.9) then 50% (round 5 -> 0.95), rewinding
 to the init each time. `imp_2:4` prunes the trained dense net to 2:4 and rewinds to init; `oneshot_2:4`
 prunes it to 2:4 and retrains from the trained weights (NVIDIA ASP). The first conv (1 input channel,
-no pad-free 4-groups) stays dense under 2:4 (--nm-policy dense); its 144 weights are why the 2:4
+no pad-free 4-groups) stays dense under 2:4 (nm_policy dense); its 144 weights are why the 2:4
 density is slightly above 0.5.
 
-The same library calls as `lottery find`/`lottery finetune`, driven directly so each seed's dense baseline
-is trained once and shared. Writes benchmarks/results/prune_at_init.json and prune_at_init.png.
-Run: python -m benchmarks.prune_at_init [--epochs 3] [--threads 1]
+The library calls behind `lottery find grasp/snip/synflow/random/imp` and `lottery finetune`
+(compress.finders.pai.prune_at_init, compress.pruning, compress.train), driven directly so each seed's dense
+baseline is trained once and shared. Writes benchmarks/results/prune_at_init.json and prune_at_init.png.
+Run at the defaults (the committed result): python -m benchmarks.prune_at_init
+Quick check: python -m benchmarks.prune_at_init --epochs 0.2 --seeds 1 --results /tmp/r
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from compress import data as datasets  # noqa: E402
-from compress import scoring  # noqa: E402
-from compress.finders.pai import PaiHparams, prune_at_init  # noqa: E402
-from compress.io import save_json  # noqa: E402
-from compress.mask import Mask  # noqa: E402
-from compress.models import ModelSpec, build  # noqa: E402
-from compress.pruning import PruneHparams, layer_fractions, prune  # noqa: E402
-from compress.selection.guard import LayerCollapseError  # noqa: E402
-from compress.train import TrainHparams, train  # noqa: E402
+from benchmarks.common import Run, arguments
+from compress import data as datasets
+from compress import scoring
+from compress.finders.pai import PaiHparams, prune_at_init
+from compress.mask import Mask
+from compress.models import ModelSpec, build
+from compress.pruning import PruneHparams, layer_fractions, prune
+from compress.selection.guard import LayerCollapseError
+from compress.train import TrainHparams, train
 
 SPARSITIES = (0.9, 0.95)
 # (row name, scorer, PaiHparams overrides). `grasp` follows the official code (fc weights redrawn
@@ -54,8 +51,7 @@ def _train(spec, start, mask, data, hp, seed):
     return model, r
 
 
-def run(epochs: float, seeds: int, out: Path) -> dict:
-    t_all = time.perf_counter()
+def run(epochs: float, seeds: int) -> dict:
     data = datasets.get("mnist5k")
     spec = ModelSpec("conv4", data.input_shape, data.num_classes, 0.25)
     thp = TrainHparams(lr=1e-3, epochs=epochs, batch_size=60, eval_every=100)
@@ -70,7 +66,7 @@ def run(epochs: float, seeds: int, out: Path) -> dict:
         print(f"  {method:12s} s={sparsity:.2f} density={density:.4f} acc={acc} score {score_s:.2f}s "
               f"train {train_s:.1f}s", flush=True)
 
-    dense_accs = []
+    dense_accs, dense_walls = [], []
     for seed in range(seeds):
         print(f"seed {seed}", flush=True)
         init_model = build(spec, seed=seed)
@@ -78,6 +74,7 @@ def run(epochs: float, seeds: int, out: Path) -> dict:
         full = Mask.ones_like(init_model)
         dense, rd = _train(spec, init, full, data, thp, seed)
         dense_accs.append(rd.test_acc)
+        dense_walls.append(rd.wall_s)
         print(f"  dense acc {rd.test_acc:.4f} ({rd.wall_s:.1f}s)", flush=True)
         for method, scorer, extra in PAI_METHODS:
             for s in SPARSITIES:
@@ -121,22 +118,18 @@ def run(epochs: float, seeds: int, out: Path) -> dict:
             "score_s": round(statistics.fmean(e["score_s"]), 3), "train_s": round(statistics.fmean(e["train_s"]), 2),
             "density_mean": statistics.fmean(d for d in e["density"] if d is not None) if accs else None,
         })
-    report = {
+    dense_s = statistics.fmean(dense_walls)
+    return {
         "model": "conv4 (width 0.25 of the 64-channel base: convs 16,16,32,32; fc 64,64,10)",
         "net": "conv4", "width": 0.25, "dataset": "mnist5k (4,000 train incl. 500 val / 1,000 test)",
         "seeds": seeds, "train": {"optimizer": "adam", "lr": thp.lr, "batch_size": thp.batch_size, "epochs": epochs},
         "dense_test_acc": statistics.fmean(dense_accs), "dense_test_acc_per_seed": dense_accs,
-        "results": results, "wall_s": round(time.perf_counter() - t_all, 1), "threads": torch.get_num_threads(),
-        "load_average_at_end": round(os.getloadavg()[0], 2),  # > 1.5 on 2 cores: other jobs shared the CPU
-        "note": "train_s for IMP sums every round up to that level plus the dense run; for the 2:4 tickets it is "
-                "dense + one retraining. Controls (reinit/random-mask) are not trained here. grasp scores a copy "
-                "with Xavier-redrawn fc weights (the official code's reinit=True); grasp_no_reinit scores the "
-                "net's own fc weights.",
+        "dense_train_s": round(dense_s, 2), "results": results, "threads": torch.get_num_threads(),
+        "note": f"train_s for IMP sums the dense run ({dense_s:.1f} s on average) and every round up to that level; "
+                "for the 2:4 tickets it is the dense run plus one retraining. Controls (reinit/random-mask) are not "
+                "trained here. grasp scores a copy with Xavier-redrawn fc weights (PaiHparams.grasp_reinit_linear "
+                "True, as the official code's reinit); grasp_no_reinit scores the net's own fc weights.",
     }
-    out.mkdir(parents=True, exist_ok=True)
-    save_json(out / "prune_at_init.json", report)
-    _plot(report, out / "prune_at_init.png")
-    return report
 
 
 def _plot(report: dict, path: Path) -> None:
@@ -169,15 +162,22 @@ def _plot(report: dict, path: Path) -> None:
     plt.close(fig)
 
 
-if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=float, default=3.0)
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
-    a = p.parse_args()
+    a = arguments(p, argv)
+    bench = Run("prune_at_init", p, a)
     torch.set_num_threads(a.threads)
-    rep = run(a.epochs, a.seeds, a.out)
+    rep = run(a.epochs, a.seeds)
+    bench.write(rep)
+    _plot(rep, Path(a.results) / "prune_at_init.png")
+    print(f"wrote {Path(a.results) / 'prune_at_init.png'}")
     for r in rep["results"]:
         print(r["method"], r["sparsity"], r["test_acc_mean"], r["score_s"])
-    print("dense", rep["dense_test_acc"], "wall_s", rep["wall_s"])
+    print("dense", rep["dense_test_acc"])
+
+
+if __name__ == "__main__":
+    main()
