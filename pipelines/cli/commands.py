@@ -192,8 +192,11 @@ def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, (list, tuple)) else value
 
 
-def register_all(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
-    """Attach every method that has a command to `app` or to its group (`find`, `export`, `deploy`)."""
+def register_all(app: typer.Typer, groups: dict[str, typer.Typer], argv: list[str] | None = None) -> None:
+    """Attach every method that has a command to `app` or to its group (`find`, `export`, `deploy`).
+
+    Start-up: only the command being invoked (read from `argv`) gets its generated options; the others are
+    listed by name and summary, which is all `--help` of a group shows. `argv=None` builds every command."""
     from pipelines import registry
     from pipelines.cli.common import friendly
 
@@ -202,5 +205,12 @@ def register_all(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             continue
         *group, word = m.command
         target = groups[group[0]] if group else app
+        if argv is not None and list(argv[: len(m.command)]) != list(m.command):
+            target.command(word, help=f"{m.summary}\n\n{m.doc}".strip(), short_help=m.summary)(_listed_only)
+            continue
         fn = friendly(make_command(m))
         target.command(word, help=fn.__doc__, short_help=m.summary)(fn)
+
+
+def _listed_only() -> None:  # pragma: no cover - never invoked: the invoked command is always built in full
+    raise RuntimeError("a command listed for --help was invoked without being built")
