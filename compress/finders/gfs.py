@@ -49,11 +49,12 @@ class GfsHparams(GfsSettings):
 
 def run(ctx: Context) -> Output:
     from compress.finders.common import model_spec
-    from compress.structured.finder import run_seed, summarize
+    from compress.structured.finder import check, run_seed, summarize
 
     hp: GfsHparams = ctx.settings
     data = ctx.data()
     spec = model_spec(ctx, data)
+    check(hp, spec, data)
     ctx.progress.message(f"GFS: keep {hp.keep:g} of each layer's units, then {len(hp.controls.controls)} "
                          "structured control(s)")
     for seed in ctx.scope.seed_list():
@@ -71,5 +72,5 @@ METHOD = Method(
     produces=("ticket", "model", "predictions"),
     metrics=("test_acc", "density", "storage_bytes", "file_bytes", "agreement", "dense_test_acc", "params_ratio",
              "flops_ratio", "parameters", "flops", "winning", "l1_test_acc", "random_test_acc",
-             "small_dense_test_acc"),
+             "small_dense_test_acc", "gfs_wall_s"),
 )

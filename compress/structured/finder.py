@@ -49,6 +49,17 @@ def run_control(kind: str, dense: nn.Module, spec: ModelSpec, data: Dataset, hp:
     return (l1 if kind == "l1" else random_units)(dense, spec, data, settings, seed)
 
 
+def check(hp: Any, spec: ModelSpec, data: Dataset) -> None:
+    """Refuse settings the model cannot take before anything is trained: layers without gateable units, a
+    small_dense control for a model whose width multiplier does not give GFS's widths."""
+    from compress.structured.result import chosen_groups
+    from compress.structured.small_dense import small_spec
+
+    chosen_groups(build(spec, seed=0), data.input_shape, hp.layers, need_gate=True)
+    if "small_dense" in hp.controls.controls:
+        small_spec(spec, data, hp.keep, hp.layers)
+
+
 def _dense_level(ctx: Context, hp: Any, data: Dataset, spec: ModelSpec, seed: int) -> None:
     l0 = level_dir(ctx.dir, seed, 0)
     if (l0 / TICKET_FILE).is_file():
@@ -113,7 +124,8 @@ def summarize(ctx: Context, hp: Any, data: Dataset) -> Output:
     ps, pl = count(small)["parameters"], count(large)["parameters"]
     extra: dict[str, Any] = {"dense_test_acc": statistics.fmean(dense_accs), "params_ratio": ps / pl,
                              "flops_ratio": fs.ratio_to(fl), "parameters": ps, "flops": fs.total,
-                             "winning": None if v is None else v["winning"]}
+                             "winning": None if v is None else v["winning"],
+                             "gfs_wall_s": Ticket.load(ticket_dir).metrics.get("wall_s")}
     table = []
     for k in kinds:
         extra[f"{k}_test_acc"] = statistics.fmean(controls[k])
@@ -139,4 +151,4 @@ def summarize(ctx: Context, hp: Any, data: Dataset) -> Output:
     return ticket_output(ctx, ticket_dir, extra=extra, notes=notes, details=details)
 
 
-__all__ = ["control_budget", "run_control", "run_seed", "summarize"]
+__all__ = ["check", "control_budget", "run_control", "run_seed", "summarize"]

@@ -30,12 +30,13 @@ GFS = {"keep": 0.5, "candidates": 10, "eval_samples": 200, "train": TRAIN, "fine
 
 @pytest.fixture(scope="module")
 def pipe(tmp_path_factory):
-    """dense -> gfs -> ONNX -> bench -> IMP on the shrunk net -> SNIP at init of the shrunk architecture."""
+    """dense -> gfs -> ONNX -> bench -> TensorRT -> IMP on the shrunk net -> SNIP at init of the shrunk net."""
     raw = {"pipeline": {"name": "gfs-chain", **SCOPE}, "stages": [
         {"kind": "dense", "train": TRAIN},
         {"kind": "gfs", **GFS, "gate": {"max_acc_drop": 0.5}},
         {"kind": "export_onnx"},
         {"kind": "bench", "artifact": "onnx", "iterations": 5, "warmup": 1, "batch_sizes": [64]},
+        {"kind": "export_tensorrt"},  # no GPU here: its CPU-side part (checks, build script), then skipped
         {"kind": "imp", "from_ticket": True, "rounds": 1, "train": TRAIN, "controls": {"controls": ["random"]}},
         {"kind": "snip", "from_ticket": True, "trained": False, "sparsity": 0.5},
     ]}
@@ -88,6 +89,8 @@ def test_shrunk_ticket_exports_and_bench_times_it_against_the_dense_baseline(pip
     assert onnx_stage["metrics"]["parity_agreement"] == 1.0
     shapes = {i.name: tuple(i.dims) for i in onnx.load(onnx_stage["art"]["onnx"]).graph.initializer}
     assert shapes["3.weight"] == (12, 38)
+    trt = pipe["export_tensorrt"]
+    assert trt["status"] == "skipped" and (trt["path"] / "build_engine.sh").is_file()
     m = bench["metrics"]
     assert m["latency_ratio"] > 0 and m["baseline_latency_ms_p50"] > 0  # the dense baseline, same target and run
     assert m["latency_ratio"] == pytest.approx(m["latency_ms_p50"] / m["baseline_latency_ms_p50"])
@@ -139,6 +142,9 @@ def test_without_controls_there_is_no_verdict_and_a_rerun_resumes(tmp_path):
     stamp = (ticket / "ticket.json").stat().st_mtime_ns
     again = api.run("gfs", **kw)
     assert again["metrics"] == rep["metrics"] and (ticket / "ticket.json").stat().st_mtime_ns == stamp
+    other = api.artifact(api.run("gfs", **{**kw, "out": tmp_path / "other"}), "ticket")
+    for name in ("ticket.json", "init.safetensors", "final.safetensors"):  # same settings: the same bytes
+        assert (other / name).read_bytes() == (ticket / name).read_bytes(), name
 
 
 def test_settings_are_checked_and_the_command_has_help():
@@ -149,6 +155,13 @@ def test_settings_are_checked_and_the_command_has_help():
         VerdictSettings(controls=("reinit",))
     res = CliRunner().invoke(app, ["find", "gfs", "--help"], env={"COLUMNS": "200"})
     assert res.exit_code == 0 and "--select-batch-size" in res.stdout and "--finetune-epochs" in res.stdout
+
+
+def test_units_it_cannot_gate_are_refused_before_any_training(tmp_path):
+    with pytest.raises(UsageError, match="cannot gate the units of 'conv1' .*residual stream"):
+        api.run("gfs", out=tmp_path, scope={"model": "resnet20", "dataset": "digits", "width": 0.25},
+                layers=["conv1"], controls={"controls": ["l1"]})
+    assert not list(tmp_path.rglob("seed-*"))
 
 
 def test_a_shrunk_ticket_keeps_its_function_when_reloaded(pipe, digits):
