@@ -12,7 +12,8 @@ their times. wall_s_mean is the time to produce the trained ticket:
 - grasp: scoring + training from init (`lottery find grasp`'s prune_at_init with its default settings).
 Every (method, density, seed) result is kept in the run folder (`--out`), so an interrupted run resumes and
 `--only-seed S` processes can fill in seeds side by side before the aggregating run.
-Writes benchmarks/results/bip_mnist5k.json and .png. Run: python -m benchmarks.bip_mnist5k [--seeds 3]
+Writes benchmarks/results/bip_mnist5k.json and .png. Run: python -m benchmarks.bip_mnist5k [--seeds 3] (--quick: a
+smoke run of a few minutes whose JSON goes into --out only)
 """
 
 from __future__ import annotations
@@ -29,31 +30,48 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import RESULTS, machine, write
-from compress import finders
+from compress import data as datasets
 from compress.bip.run import find_ticket
 from compress.bip.settings import BipHparams
 from compress.data import Dataset
-from compress.finders.pai import prune_at_init
+from compress.finders import imp
+from compress.finders.pai import PaiHparams, prune_at_init
+from compress.io import save_json
 from compress.mask import Mask
 from compress.models import ModelSpec, build, prunable
+from compress.report.levels import collect
+from compress.settings import ControlHparams, PruneHparams
 from compress.ticket import Ticket
 from compress.train import TrainHparams, train
 
 TARGETS = (0.2, 0.05, 0.02)
-TRAIN = {"train.optimizer": "adam", "train.lr": 1.2e-3, "train.batch_size": 60, "model.model": "lenet_300_100",
-         "data.dataset": "mnist5k", "controls.controls": []}
-# BiP's pruning-phase settings (the only tuned values; see the report's "bip" entry).
+NO_CONTROLS = ControlHparams(controls=())
+# BiP's pruning-phase settings (the only tuned values; see the report's "bip" entry). Pretraining is IMP's level 0
+# (passed in); the finetune is 20 epochs of the same recipe (BipHparams.finetune).
 BIP = {"sgd": {"lower_lr": 0.05, "upper_lr": 1.0}, "mrbo": {"lower_lr": 0.3, "upper_lr": 10.0}}
 BIP_COMMON = {"prune_epochs": 6.0, "finetune_epochs": 20.0, "pretrain_epochs": 20.0, "batch_size": 128}
 
 
-def imp_levels(epochs: float, seeds: list[int], out: Path) -> tuple[dict, Path]:
+def recipe(epochs: float) -> TrainHparams:
+    return TrainHparams(optimizer="adam", lr=1.2e-3, batch_size=60, epochs=epochs)
+
+
+def imp_levels(epochs: float, seeds: list[int], out: Path, data: Dataset, spec: ModelSpec) -> tuple[dict, Path]:
+    """IMP (compress.finders.imp.run_seed, the `imp` method's per-seed run) into one run folder for every seed."""
     rounds = min(range(1, 30), key=lambda r: abs(0.8**r - TARGETS[-1]))  # 18: density 0.0186
-    hp = finders.make_hparams("imp", {**TRAIN, "train.epochs": epochs, "prune.rate": 0.2, "rounds": rounds,
-                                      "prune.selection": "layerwise", "prune.output_rate_factor": 0.5,
-                                      "rewind": "init"})
-    report = finders.find("imp", hp, seeds, out)
-    return report, Path(report["run_dir"])
+    hp = imp.ImpHparams(rounds=rounds, rewind="init", train=recipe(epochs), controls=NO_CONTROLS,
+                        prune=PruneHparams(rate=0.2, selection="layerwise", output_rate_factor=0.5))
+    run = out / "imp"
+    for seed in seeds:
+        imp.run_seed(run, hp, data, spec, seed)
+    return collect(run, NO_CONTROLS), run
+
+
+def bip_settings(density: float, optimizer: str, lrs: dict, hp: TrainHparams, common: dict) -> BipHparams:
+    ticket = hp.replace(eval_every=25)
+    return BipHparams(density=density, bilevel_optimizer=optimizer, **lrs, prune_epochs=common["prune_epochs"],
+                      batch_size=common["batch_size"], pretrain=ticket.replace(epochs=common["pretrain_epochs"]),
+                      finetune=ticket.replace(epochs=common["finetune_epochs"]), controls=NO_CONTROLS)
 
 
 def magnitude_mask(model: torch.nn.Module, counts: dict[str, int] | int) -> Mask:
@@ -87,7 +105,7 @@ def oneshot(spec: ModelSpec, dense: Ticket, counts, data: Dataset, hp: TrainHpar
 def grasp(spec: ModelSpec, density: float, data: Dataset, hp: TrainHparams, seed: int) -> tuple[float, float, float]:
     """`lottery find grasp`'s scoring and selection (PaiHparams defaults: global, 1 batch of 100), then training
     from the init; its dense baseline level is not trained here (it is not part of producing the ticket)."""
-    settings = finders.make_hparams("grasp", {**TRAIN, "train.epochs": hp.epochs, "sparsity": 1 - density})
+    settings = PaiHparams(sparsity=1 - density, train=hp, controls=NO_CONTROLS)
     model = build(spec, seed=seed)
     mask, score_s = prune_at_init("grasp", model, data, settings, seed)
     r = train(model, data, hp, mask=mask, seed=seed)
@@ -100,14 +118,20 @@ def main() -> None:
     ap.add_argument("--epochs", type=float, default=20.0)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--only-seed", type=int, default=None, help="compute one seed's results into --out and stop")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 0.5 epochs everywhere, 1 pruning "
+                                                          "epoch; writes its JSON into --out, not benchmarks/results")
     args = ap.parse_args()
+    common = dict(BIP_COMMON)
+    if args.quick:
+        args.seeds, args.epochs = 1, 0.5
+        common.update(prune_epochs=1.0, finetune_epochs=0.5, pretrain_epochs=0.5)
     torch.set_num_threads(1)
     start = time.perf_counter()
     seeds = list(range(args.seeds)) if args.only_seed is None else [args.only_seed]
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-bip-"))
-    data = finders.load_data(finders.make_hparams("imp", TRAIN))
+    data = datasets.get("mnist5k")
     spec = ModelSpec("lenet_300_100", data.input_shape, data.num_classes, 1.0, "default")
-    report, run = imp_levels(args.epochs, seeds, out)
+    report, run = imp_levels(args.epochs, seeds, out, data, spec)
     tickets = {s: {lv["level"]: Ticket.load(run / f"seed-{s}" / f"level-{lv['level']}") for lv in report["levels"]}
                for s in seeds}
     rows: dict[tuple[str, float], dict[str, list]] = {}
@@ -130,15 +154,15 @@ def main() -> None:
         print(f"{method:15s} target {target:<5} seed {len(e['acc']) - 1} density {density:.4f} acc {acc:.4f} "
               f"wall {wall:.1f}s", flush=True)
 
-    ticket_hp = TrainHparams(optimizer="adam", lr=1.2e-3, batch_size=60, epochs=args.epochs)
+    ticket_hp = recipe(args.epochs)
     for target in TARGETS:
         level = min((lv["level"] for lv in report["levels"][1:]),
                     key=lambda lv: abs(tickets[seeds[0]][lv].density - target))
         for s in seeds:
             t, dense = tickets[s][level], tickets[s][0]
-            add("imp", target, t.meta["metrics"]["test_acc"],
-                sum(tickets[s][lv].meta["metrics"]["wall_s"] for lv in range(level + 1)), t.density)
-            dense_s = dense.meta["metrics"]["wall_s"]
+            add("imp", target, t.metrics["test_acc"],
+                sum(tickets[s][lv].metrics["wall_s"] for lv in range(level + 1)), t.density)
+            dense_s = dense.metrics["wall_s"]
             counts = {n: int(m.sum()) for n, m in t.mask.items()}
             for method, c in (("oneshot", counts), ("oneshot_global", t.mask.kept)):
                 def one(c=c, t=t, dense=dense, s=s, dense_s=dense_s):
@@ -147,12 +171,11 @@ def main() -> None:
                 cached(method, target, s, one)
             for opt, lrs in BIP.items():
                 def bip(opt=opt, lrs=lrs, t=t, dense=dense, s=s, dense_s=dense_s):
-                    hp = BipHparams(density=t.mask.kept / t.mask.total, bilevel_optimizer=opt, **lrs, **BIP_COMMON,
-                                    train=ticket_hp.replace(eval_every=25))
+                    hp = bip_settings(t.mask.kept / t.mask.total, opt, lrs, ticket_hp, common)
                     bt, hist = find_ticket(spec, data, hp, s, pretrained=dense.final)
                     assert bt.mask.kept == t.mask.kept
-                    return bt.meta["metrics"]["test_acc"], dense_s + hist["wall_s"], bt.density
-                cached(f"bip_{opt}", target, s, bip, {**lrs, **BIP_COMMON})
+                    return bt.metrics["test_acc"], dense_s + hist["wall_s"], bt.density
+                cached(f"bip_{opt}", target, s, bip, {**lrs, **common})
             cached("grasp", target, s, lambda s=s, d=t.density: grasp(spec, d, data, ticket_hp, s))
     if args.only_seed is not None:
         return
@@ -164,15 +187,18 @@ def main() -> None:
                for (m, target), e in rows.items()]
     # Training time behind every number (each seed's dense run and IMP rounds once, plus every other method's own
     # work): with cached results, this process's wall_s alone would hide the runs that filled the cache.
-    dense_total = sum(tickets[s][0].meta["metrics"]["wall_s"] for s in seeds)
-    imp_total = sum(t.meta["metrics"]["wall_s"] for s in seeds for t in tickets[s].values())
+    dense_total = sum(tickets[s][0].metrics["wall_s"] for s in seeds)
+    imp_total = sum(t.metrics["wall_s"] for s in seeds for t in tickets[s].values())
     shared = {m: len(TARGETS) * dense_total for m in ("oneshot", "oneshot_global", "bip_sgd", "bip_mrbo")}
     others = sum(sum(e["wall"]) for (m, _), e in rows.items() if m != "imp") - sum(shared.values())
     payload = {"results": results, "wall_s": round(time.perf_counter() - start, 1),
                "compute_s": round(imp_total + others, 1), "machine": machine(),
                "load_average": [round(v, 2) for v in os.getloadavg()], "seeds": args.seeds,
                "dense_test_acc": report["dense_test_acc"], "floors": floors(results),
-               "bip": {"common": BIP_COMMON, "optimizers": BIP}, "imp_run_dir": str(run)}
+               "bip": {"common": common, "optimizers": BIP}, "imp_run_dir": str(run)}
+    if args.quick:
+        print(save_json(out / "bip_mnist5k_quick.json", payload))
+        return
     write("bip_mnist5k", payload)
     plot(results, payload["dense_test_acc"], RESULTS / "bip_mnist5k.png")
     print(payload["floors"])

@@ -132,7 +132,7 @@ def main() -> None:
         dense_wall[name] = statistics.fmean(d_wall)
         tdir = args.runs / name
         dspec, dnet = nets["dense"]
-        dense_onnx = export_onnx(save_ticket(dspec, dnet, tdir / "dense", {"finder": "dense"}), tdir / "dense-onnx",
+        dense_onnx = export_onnx(save_ticket(dspec, dnet, tdir / "dense", {"method": "dense"}), tdir / "dense-onnx",
                                  sparse_storage="dense", threads=1)["artifact"]
         dense_flops = flops(dnet, data.input_shape).total
         dense_info[name] = {"width": width, "epochs": epochs, "test_acc_mean": statistics.fmean(d_acc),
@@ -140,7 +140,7 @@ def main() -> None:
                             "flops": dense_flops}
         for (method, keep), (sspec, snet) in ((k, v) for k, v in nets.items() if k != "dense"):
             key = f"{method}-{keep}"
-            rep = export_onnx(save_ticket(sspec, snet, tdir / key, {"finder": method}), tdir / f"{key}-onnx",
+            rep = export_onnx(save_ticket(sspec, snet, tdir / key, {"method": method}), tdir / f"{key}-onnx",
                               sparse_storage="dense", threads=1)
             lat = latency_ratios(dense_onnx, rep["artifact"], data.input_shape, args.iters, args.rounds)
             rows.append({"model": name, "method": method, "keep": keep,
@@ -150,7 +150,7 @@ def main() -> None:
                          "ort_b1_latency_ratio": lat["ort_b1_latency_ratio"],
                          "ort_b64_latency_ratio": lat["ort_b64_latency_ratio"],
                          "wall_s": statistics.fmean(wall[(method, keep)]), "latency_ms": lat,
-                         "onnx_agreement": rep["verification"]["agreement"], "onnx_bytes": rep["size_bytes"]})
+                         "onnx_agreement": rep["verification"]["agreement"], "onnx_bytes": rep["file_bytes"]})
             print({k: v for k, v in rows[-1].items() if k not in ("latency_ms", "test_acc_per_seed")}, flush=True)
     payload = {
         "results": rows, "dense_train_wall_s": dense_wall, "quickstart_tflite_size_ratio": None,

@@ -16,6 +16,8 @@ METHOD_MODULES: list[str] = [
     "compress.finders.imp",
     "compress.finders.pai",
     "compress.finders.mpt",
+    "compress.finders.gfs",
+    "compress.finders.bip",
     "compress.finders.retrain",
     "compress.finders.finetune",
     "compress.binarize.method",

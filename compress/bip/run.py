@@ -1,18 +1,22 @@
 """BiP end to end (Zhang et al., NeurIPS 2022): pretrain dense -> bilevel pruning -> optional finetune.
 
 `find_ticket` returns a `compress.ticket.Ticket` (mask with exactly k kept weights; `init` = the pruned
-weights m * theta the ticket trains from; `final` = after finetuning, or = init without finetune) and a
-history dict. `train_controls` trains the reinit and random-mask controls beside a saved ticket with the
-ticket's own budget (`compress.finders.controls.run_controls`). `run_seed` writes the finders' run layout
+weights m * theta the finetune starts from; `final` = after finetuning, or = init without finetune; what was
+measured, timings included, in `metrics`) and a history dict. `run_seed` writes the finders' run layout
 (level-0 = the dense pretrained net, level-1 = the BiP ticket with its controls), so
-`compress.report.levels.collect` gives the usual verdicts.
+`compress.finders.common.finish` gives the usual verdicts.
+
+Controls (`train_controls`): `reinit` is the BiP mask from a fresh initialization, `random` a random mask of the
+same per-layer density over the pretrained dense weights; both train with the ticket's finetune recipe. (The
+random mask starts from the pretrained net, not from the ticket's m * theta, which is zero almost everywhere a
+random mask would keep: that is random pruning of the pretrained net plus finetuning, the baseline BiP must beat.)
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -21,22 +25,26 @@ from compress.bip.settings import BipHparams
 from compress.data import Dataset
 from compress.mask import Mask
 from compress.models import ModelSpec, build
-from compress.settings import ControlHparams, TrainHparams
 from compress.ticket import Ticket
 from compress.train import evaluate, train
+
+if TYPE_CHECKING:
+    from compress.method import Context
 
 
 def _clone(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in state.items()}
 
 
-def pretrain(spec: ModelSpec, data: Dataset, hp: BipHparams, seed: int) -> tuple[dict[str, torch.Tensor], dict]:
-    """Dense training from the seed's init with `train` for `pretrain_epochs` (weights, metrics)."""
+def pretrain(spec: ModelSpec, data: Dataset, hp: BipHparams, seed: int) -> Ticket:
+    """The dense network trained with `pretrain` from the seed's init (the same net as IMP's level 0 and the dense
+    baseline with those settings), as a level-0 ticket."""
     model = build(spec, seed=seed)
-    if hp.pretrain_epochs <= 0:
-        return _clone(model.state_dict()), _metrics(model, data)
-    r = train(model, data, hp.train.replace(epochs=hp.pretrain_epochs, iterations=0), seed=seed)
-    return _clone(model.state_dict()), r.metrics()
+    init = _clone(model.state_dict())
+    r = train(model, data, hp.pretrain, mask=Mask.ones_like(model), seed=seed)
+    return Ticket(spec, init, Mask.ones_like(model), _clone(model.state_dict()), meta={
+        "method": "bip", "digest": hp.digest(), "seed": seed, "level": 0, "dataset": data.name, "parent": None},
+        metrics=r.metrics())
 
 
 def find_ticket(spec: ModelSpec, data: Dataset, hp: BipHparams, seed: int = 0,
@@ -46,7 +54,8 @@ def find_ticket(spec: ModelSpec, data: Dataset, hp: BipHparams, seed: int = 0,
     start = time.perf_counter()
     history: dict = {}
     if pretrained is None:
-        pretrained, history["pretrain"] = pretrain(spec, data, hp, seed)
+        dense = pretrain(spec, data, hp, seed)
+        pretrained, history["pretrain"] = dense.final, dense.metrics
     model = build(spec)
     model.load_state_dict(pretrained)
     problem, opt, history["prune"] = bilevel_prune(model, data, hp, seed)
@@ -56,17 +65,18 @@ def find_ticket(spec: ModelSpec, data: Dataset, hp: BipHparams, seed: int = 0,
             p.copy_(value)
     mask.apply(model)
     init = _clone(model.state_dict())
-    if hp.finetune_epochs > 0:
-        r = train(model, data, hp.ticket_train(), mask=mask, seed=seed)
-        metrics = r.metrics()
+    if hp.finetuned:
+        metrics = train(model, data, hp.finetune, mask=mask, seed=seed).metrics()
     else:
         metrics = _metrics(model, data)
     history["finetune"] = {"wall_s": metrics["wall_s"]}
     history["wall_s"] = round(time.perf_counter() - start, 3)
-    meta = {"finder": "bip", "digest": hp.digest(), "seed": seed, "level": 1, "dataset": data.name,
-            "bilevel_optimizer": hp.bilevel_optimizer, "metrics": metrics, "layer_density": mask.layer_density(),
-            "pruned_test_acc": history["prune"]["epochs"][-1]["test_acc"], "wall_s": history["wall_s"]}
-    return Ticket(spec, init, mask, _clone(model.state_dict()), meta=meta), history
+    meta = {"method": "bip", "digest": hp.digest(), "seed": seed, "level": 1, "dataset": data.name,
+            "parent": "level-0", "bilevel_optimizer": hp.bilevel_optimizer, "layer_density": mask.layer_density()}
+    measured = {**metrics, "pruned_test_acc": history["prune"]["epochs"][-1]["test_acc"],
+                "prune_wall_s": history["prune"]["wall_s"], "bip_wall_s": history["wall_s"],
+                "prune_history": history["prune"]["epochs"]}
+    return Ticket(spec, init, mask, _clone(model.state_dict()), meta=meta, metrics=measured), history
 
 
 def _metrics(model: torch.nn.Module, data: Dataset) -> dict[str, float]:
@@ -76,45 +86,38 @@ def _metrics(model: torch.nn.Module, data: Dataset) -> dict[str, float]:
             "early_stop_iter": 0, "iterations": 0, "wall_s": 0.0}
 
 
-@dataclass(frozen=True)
-class ControlBudget:
-    """What `run_controls` reads from a finder's settings: the controls and the ticket's training recipe."""
-
-    controls: ControlHparams
-    train: TrainHparams
-
-
-def train_controls(level_dir: str | Path, ticket: Ticket, data: Dataset, hp: BipHparams, seed: int,
+def train_controls(level_dir: str | Path, ticket: Ticket, dense: Ticket, data: Dataset, hp: BipHparams, seed: int,
                    level: int = 1) -> dict[str, dict]:
-    """Reinit and random-mask controls of a saved BiP ticket, trained like the ticket (finetune budget)."""
+    """Reinit and random-mask controls of a saved BiP ticket (see the module docstring), trained like the ticket."""
     from compress.finders.controls import run_controls
 
-    budget = ControlBudget(hp.controls, hp.ticket_train())
-    return run_controls(Path(level_dir), ticket.spec, ticket.init, ticket.mask, data, budget, seed, level)
+    return run_controls(Path(level_dir), ticket.spec, dense.final, ticket.mask, data, hp.controls, hp.ticket_train(),
+                        seed, level)
 
 
-def run_seed(run: str | Path, hp: BipHparams, data: Dataset, spec: ModelSpec, seed: int) -> Ticket:
-    """Run (or resume) one seed into `run/seed-<s>/level-{0,1}` with controls; returns the BiP ticket."""
-    from compress.finders.rundir import level_dir
-
+def run_seed(run: str | Path, hp: BipHparams, data: Dataset, spec: ModelSpec, seed: int,
+             ctx: Context | None = None) -> Ticket:
+    """Run (or resume) one seed into `run/seed-<s>/level-{0,1}` with controls; returns the BiP ticket. In a
+    pipeline (`ctx`) whose dense baseline trained the same network, that baseline is level 0."""
+    from compress.finders.common import baseline_dense, level_dir, save_as_level
     from compress.ticket import TICKET_FILE
 
     l0, l1 = level_dir(Path(run), seed, 0), level_dir(Path(run), seed, 1)
     if not (l0 / TICKET_FILE).is_file():
-        init = _clone(build(spec, seed=seed).state_dict())
-        dense, metrics = pretrain(spec, data, hp, seed)
-        full = Mask.ones_like(build(spec))
-        Ticket(spec, init, full, dense, meta={"finder": "bip", "digest": hp.digest(), "seed": seed, "level": 0,
-                                              "dataset": data.name, "metrics": metrics}).save(l0)
+        base = None if ctx is None else baseline_dense(ctx, seed, hp.pretrain, spec)
+        if base is not None:
+            save_as_level(base, l0, {"method": "bip", "digest": hp.digest(), "level": 0, "parent": None})
+            ctx.progress.message(f"BiP level 0 is the dense baseline of stage '{ctx.baseline.name}' (same "
+                                 "settings): not retrained")
+        else:
+            pretrain(spec, data, hp, seed).save(l0)
+    dense = Ticket.load(l0)
     if not (l1 / TICKET_FILE).is_file():
-        dense_ticket = Ticket.load(l0)
-        ticket, history = find_ticket(spec, data, hp, seed, pretrained=dense_ticket.final)
-        ticket.meta["parent"] = "level-0"
-        ticket.meta["prune_history"] = history["prune"]["epochs"]
+        ticket, _ = find_ticket(spec, data, hp, seed, pretrained=dense.final)
         ticket.save(l1)
     ticket = Ticket.load(l1)
-    train_controls(l1, ticket, data, hp, seed)
+    train_controls(l1, ticket, dense, data, hp, seed)
     return ticket
 
 
-__all__ = ["ControlBudget", "find_ticket", "pretrain", "run_seed", "train_controls"]
+__all__ = ["find_ticket", "pretrain", "run_seed", "train_controls"]

@@ -17,7 +17,8 @@ BILEVEL_OPTIMIZERS = ("sgd", "mrbo", "vrbo")
 
 @dataclass(frozen=True)
 class BipHparams(Hparams):
-    """Pretrain dense -> bilevel pruning (mask = global top-k of scores) -> optional finetune."""
+    """Pretrain dense -> bilevel pruning (mask = global top-k of scores) -> optional finetune (Zhang et al., NeurIPS
+    2022), with the bilevel optimizers of Yang, Ji & Liang (NeurIPS 2021)."""
 
     density: float = setting(0.05, lo=0.0, hi=1.0, lo_open=True,
                              help="Fraction of the prunable weights kept: exactly round(density * total).")
@@ -39,28 +40,30 @@ class BipHparams(Hparams):
                                          "scores' gradient. The paper's derivation gives 1/gamma; the public "
                                          "code decouples it (lr2 = 1e-4). 0 drops the term (first-order only).")
     batch_size: int = setting(128, lo=1, help="Minibatch of each bilevel step (BiP: 128).")
-    pretrain_epochs: float = setting(20.0, lo=0.0, help="Dense pretraining epochs (with `train`).")
     prune_epochs: float = setting(6.0, lo=0.0, lo_open=True, help="Bilevel pruning epochs.")
-    finetune_epochs: float = setting(20.0, lo=0.0, help="Finetuning epochs of the pruned net (0: none; BiP "
-                                                       "says it is optional except at extreme sparsity).")
+    finetuned: bool = setting(True, help="Finetune the pruned net with `finetune` (BiP: optional except at "
+                                         "extreme sparsity); false: the ticket's weights are the pruning phase's "
+                                         "m * theta.")
     mrbo_m: float = setting(50.0, lo=0.0, lo_open=True, help="MRBO: eta_k = (m / (m + k))^(1/3).")
     mrbo_c: float = setting(0.9, lo=0.0, help="MRBO: momentum weights alpha_{k+1} = beta_{k+1} = c * eta_k^2.")
     vrbo_period: int = setting(10, lo=1, help="VRBO: large-batch refresh every q steps.")
     vrbo_inner_steps: int = setting(1, lo=0, help="VRBO: recursive lower steps per outer step.")
     vrbo_large_batch: int = setting(1000, lo=1, help="VRBO: refresh batch size.")
-    train: TrainHparams = setting(factory=TrainHparams, help="Dense pretraining and finetuning recipe (epochs come "
-                                                            "from pretrain_epochs / finetune_epochs).")
-    controls: ControlHparams = setting(factory=ControlHparams, help="Sanity-check controls of the ticket.")
+    pretrain: TrainHparams = setting(factory=TrainHparams, prefix="pretrain-", model_defaults=True,
+                                     help="Dense pretraining (level 0). The dense baseline's defaults: in a pipeline "
+                                          "whose dense stage trained the same way, that network is reused.")
+    finetune: TrainHparams = setting(factory=TrainHparams, prefix="finetune-", model_defaults=True,
+                                     help="Finetuning of the pruned net, and the training of the controls.")
+    controls: ControlHparams = setting(factory=ControlHparams, prefix="", help="Sanity-check controls of the ticket.")
 
     def validate(self) -> None:
         if self.density >= 1.0:
             raise UsageError(f"density must be below 1 (it is the fraction of weights kept), got {self.density}.")
 
     def ticket_train(self) -> TrainHparams:
-        """The recipe a ticket and its controls are trained with: `train` for finetune_epochs (or, with no
-        finetune, for pretrain_epochs so controls still get a real budget)."""
-        epochs = self.finetune_epochs if self.finetune_epochs > 0 else self.pretrain_epochs
-        return self.train.replace(epochs=epochs, iterations=0)
+        """The recipe a ticket's controls train with: `finetune`, or without a finetune the `pretrain` recipe (so
+        the controls still get a real budget)."""
+        return self.finetune if self.finetuned else self.pretrain
 
 
 __all__ = ["BILEVEL_OPTIMIZERS", "BipHparams"]

@@ -87,3 +87,28 @@ def finish(ctx: Context, method: str, controls: ControlHparams, level: int = -1,
     if (run / "accuracy_vs_density.png").is_file():
         out.artifacts["plot"] = run / "accuracy_vs_density.png"
     return out
+
+
+def baseline_dense(ctx: Context, seed: int, train: Any, spec: ModelSpec) -> Ticket | None:
+    """The pipeline's dense baseline when it is exactly the network a finder would train as its level 0 (method
+    `dense`, the same training settings, seed and architecture), else None: then it is not trained twice."""
+    base = ctx.baseline
+    if base is None or base.method != "dense" or "model" not in base.artifacts:
+        return None
+    if base.details.get("train") != train.to_dict():
+        return None
+    dense = Ticket.load(base.artifacts["model"])
+    if dense.meta.get("seed") != seed or dense.spec.to_dict() != spec.to_dict():
+        return None
+    return dense
+
+
+def save_as_level(src: Ticket, directory: Path, meta: dict[str, Any]) -> Path:
+    """Write `src` (a finished, trained ticket from another stage) as a level of this run, with this run's meta."""
+    return Ticket(src.spec, src.init, src.mask, src.final, dict(src.precision), {**src.meta, **meta},
+                  dict(src.metrics)).save(directory)
+
+
+def input_ticket(ctx: Context) -> Path | None:
+    """The ticket a finder was given to start from (a pipeline's earlier ticket, or an explicit input), if any."""
+    return next((ctx.inputs[k] for k in ("ticket", "model") if k in ctx.inputs), None)

@@ -7,7 +7,9 @@ the initialization (`init`), to iteration k of the dense run (`iter`, late rewin
 weights and rewind only the learning-rate schedule (`lr`, Renda et al., 2020). Every level is a ticket
 directory; finished levels are skipped on re-run. With an N:M selection (2:4) level 1 is the N:M ticket and
 IMP stops there: the pattern fixes the density. In a pipeline whose dense baseline used the same training
-settings and seed, that baseline is IMP's level 0 (not trained twice).
+settings and seed, that baseline is IMP's level 0 (not trained twice). With `from_ticket` (in a pipeline) IMP
+prunes the latest earlier stage's ticket instead, e.g. the smaller network of a `gfs` stage: that ticket is
+level 0 and the rewind point is its init weights.
 """
 
 from __future__ import annotations
@@ -37,10 +39,16 @@ class ImpHparams(Hparams):
                                   help="Training of every level and control.")
     prune: PruneHparams = setting(factory=PruneHparams, prefix="", help="What each round removes.")
     controls: ControlHparams = setting(factory=ControlHparams, prefix="", help="Sanity-check controls.")
+    from_ticket: bool = setting(False, help="In a pipeline: prune the latest earlier stage's ticket (e.g. gfs's "
+                                            "smaller network) instead of training the scope's model; it is level 0 "
+                                            "and rewinding goes to its init weights.")
 
     def validate(self) -> None:
         if not self.prune.selection:
             raise UsageError("IMP needs a selection (layerwise, global, erk or an N:M pattern such as 2:4).")
+        if self.from_ticket and self.rewind == "iter":
+            raise UsageError("rewind 'iter' needs a snapshot of IMP's own dense run; with from_ticket, rewind to the "
+                             "input ticket's init weights (init) or rewind only the lr schedule (lr).")
         if self.rewind == "iter" and self.rewind_iter < 1:
             raise UsageError("rewind 'iter' needs rewind_iter >= 1 (the dense run's iteration to rewind to).")
         if self.level > self.rounds:
@@ -48,15 +56,17 @@ class ImpHparams(Hparams):
 
 
 def run(ctx: Context) -> Output:
-    from compress.finders.common import finish, model_spec
+    from compress.finders.common import finish, input_ticket, model_spec
+    from compress.ticket import Ticket
 
     hp: ImpHparams = ctx.settings
     data = ctx.data()
-    spec = model_spec(ctx, data)
+    source = input_ticket(ctx) if hp.from_ticket else None
+    spec = Ticket.load(source).spec if source is not None else model_spec(ctx, data)
     ctx.progress.message(f"IMP: {hp.rounds} rounds, each trains the ticket and {len(hp.controls.controls)} "
                          "control(s)")
     for seed in ctx.scope.seed_list():
-        _reuse_dense(ctx, seed)
+        _reuse_dense(ctx, seed, spec, source)
         run_seed(ctx.dir, hp, data, spec, seed, ctx)
     return finish(ctx, "imp", hp.controls, hp.level)
 
@@ -127,32 +137,39 @@ def _save(d: Path, spec, start: dict, mask, model, r, hp: ImpHparams, seed: int,
              seed, level, hp.rounds, 100 * mask.density, r.test_acc, r.early_stop_iter, r.wall_s)
 
 
-def _reuse_dense(ctx: Context, seed: int) -> None:
-    """Start IMP from the pipeline's dense baseline instead of training the same network twice.
-
-    IMP's level 0 is exactly the dense run (same init seed, data order and training settings), so when the
-    settings match it is copied in as level 0; with `rewind = "iter"` the rewind point needs a snapshot of that
-    run, so IMP trains its own level 0.
-    """
-    from compress.finders.common import level_dir
+def _reuse_dense(ctx: Context, seed: int, spec, source: Path | None = None) -> None:
+    """Start IMP from an existing trained network instead of training one: the input ticket (`from_ticket`), or
+    the pipeline's dense baseline when it is exactly IMP's level 0 (same init seed, data order, training settings
+    and architecture). With `rewind = "iter"` the rewind point needs a snapshot of IMP's own dense run."""
+    from compress.finders.common import baseline_dense, level_dir, save_as_level
     from compress.io import save_tensors
     from compress.ticket import TICKET_FILE, Ticket
 
     hp: ImpHparams = ctx.settings
-    base = ctx.baseline
-    if base is None or base.method != "dense" or "model" not in base.artifacts or hp.rewind == "iter":
-        return
-    dense = Ticket.load(base.artifacts["model"])
-    if base.details.get("train") != hp.train.to_dict() or dense.meta.get("seed") != seed:
-        return
     level0 = level_dir(ctx.dir, seed, 0)
-    if (level0 / TICKET_FILE).is_file():
+    if (level0 / TICKET_FILE).is_file() or (source is None and hp.rewind == "iter"):
         return
-    save_tensors(ctx.dir / f"seed-{seed}" / "rewind.safetensors", dense.init)
-    Ticket(dense.spec, dense.init, dense.mask, dense.final, metrics=dense.metrics, meta={
-        **dense.meta, "method": "imp", "digest": hp.digest(), "parent": None,
-        "layer_density": dense.mask.layer_density()}).save(level0)
-    ctx.progress.message(f"IMP level 0 is the dense baseline of stage '{base.name}' (same settings): not retrained")
+    start = Ticket.load(source) if source is not None else None
+    if start is None:
+        start = baseline_dense(ctx, seed, hp.train, spec)
+        if start is None:
+            return
+    elif start.final is None:
+        raise UsageError(f"{source} is an untrained ticket; IMP prunes a trained network. Train it first "
+                         "(`retrain`).")
+    save_tensors(ctx.dir / f"seed-{seed}" / "rewind.safetensors", start.init)
+    meta = {"method": "imp", "digest": hp.digest(), "seed": seed, "level": 0, "parent": None,
+            "layer_density": start.mask.layer_density()}
+    if source is not None:
+        meta.update(source_method=start.meta.get("method"), source_digest=start.meta.get("digest"))
+    save_as_level(start, level0, meta)
+    what = f"the ticket {source.name} of an earlier stage" if source is not None else (
+        f"the dense baseline of stage '{ctx.baseline.name}' (same settings)")
+    ctx.progress.message(f"IMP level 0 is {what}: not retrained")
+
+
+def _needs(hp: ImpHparams) -> tuple[str, ...]:
+    return ("ticket",) if hp.from_ticket else ()
 
 
 METHOD = Method(
@@ -162,7 +179,7 @@ METHOD = Method(
         "retrains. At every level the same mask with a new init (reinit) and a random mask of the same per-layer "
         "density (random) are trained as controls; a level is 'winning' only if it beats both. Re-running the "
         "same command resumes: finished levels are skipped.",
-    produces=("ticket", "model", "predictions"),
+    produces=("ticket", "model", "predictions"), needs_from=_needs,
     metrics=("test_acc", "density", "storage_bytes", "file_bytes", "agreement", "level", "dense_test_acc",
              "winning", "reinit_test_acc", "random_test_acc"),
 )

@@ -8,6 +8,8 @@ Per seed, with the IMP run layout so verdicts and plots are the same as IMP's:
   density shrinking exponentially over `synflow_iterations` rescoring steps), trained from the init, with the
   sanity-check controls. With `trained=false` only the untrained ticket is written (seconds); `lottery
   retrain` trains it later. Every layer (output included) loses `sparsity` unless excluded or given a rate.
+With `from_ticket` (in a pipeline) the architecture is that of the latest earlier stage's ticket, e.g. the
+smaller network a `gfs` stage found, at a fresh initialization (pruning at init of the shrunk net).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class PaiHparams(Hparams):
     prune: PruneHparams = setting(factory=lambda: PruneHparams(selection="global"), prefix="",
                                   help="How scores become a mask (global top-k by default).")
     controls: ControlHparams = setting(factory=ControlHparams, prefix="", help="Sanity-check controls.")
+    from_ticket: bool = setting(False, help="In a pipeline: prune at init the architecture of the latest earlier "
+                                            "stage's ticket (e.g. gfs's smaller network) instead of the scope's model.")
 
     def validate(self) -> None:
         from compress.errors import UsageError
@@ -121,11 +125,13 @@ def run_seed(run: Path, hp: PaiHparams, data, spec, seed: int, scorer: str) -> N
 
 
 def run(ctx: Context, scorer: str) -> Output:
-    from compress.finders.common import finish, model_spec
+    from compress.finders.common import finish, input_ticket, model_spec
+    from compress.ticket import Ticket
 
     hp: PaiHparams = ctx.settings
     data = ctx.data()
-    spec = model_spec(ctx, data)
+    source = input_ticket(ctx) if hp.from_ticket else None
+    spec = Ticket.load(source).spec if source is not None else model_spec(ctx, data)
     for seed in ctx.scope.seed_list():
         run_seed(ctx.dir, hp, data, spec, seed, scorer)
     if not hp.trained:
@@ -136,12 +142,16 @@ def run(ctx: Context, scorer: str) -> Output:
     return finish(ctx, scorer, hp.controls, 1)
 
 
+def _needs(hp: PaiHparams) -> tuple[str, ...]:
+    return ("ticket",) if hp.from_ticket else ()
+
+
 METHODS = [Method(
     name=name, command=("find", name), settings=PaiHparams, run=partial(run, scorer=name), summary=summary,
     doc="Scores the initialized network, selects the mask (global top-k by default), saves the ticket and trains "
         "it with the dense reference and the sanity-check controls (reinit, random mask); verdicts as for IMP. "
         "Re-running resumes.",
-    produces=("ticket", "model", "predictions"),
+    produces=("ticket", "model", "predictions"), needs_from=_needs,
     metrics=("test_acc", "density", "storage_bytes", "file_bytes", "agreement", "level", "dense_test_acc",
              "winning", "reinit_test_acc", "random_test_acc"),
 ) for name, summary in SCORERS.items()]

@@ -3,7 +3,9 @@
 - `units`: unit groups (conv channels, linear neurons) and their coupling, from Torch-Pruning's DepGraph;
 - `shrink`: a smaller real `nn.Module`, and the `shrink` model transform that makes shrunk tickets rebuild;
 - `gfs`: greedy forward selection (Ye et al., ICML 2020); `l1`, `random_units`, `small_dense`: its controls;
-- `flops`, `verdict`: FLOPs from torch.utils.flop_counter; when a method wins against its controls.
+- `flops`, `verdict`: FLOPs from torch.utils.flop_counter; when a method wins against its controls;
+- `finder`: the `gfs` method's run (dense level 0, GFS ticket, controls, summary); the method itself
+  (`lottery find gfs`, pipeline stage `gfs`) is `compress.finders.gfs`.
 
 Settings (`compress.structured.settings`) import no torch; the methods below load on first use.
 """

@@ -128,8 +128,7 @@ def gfs(model: nn.Module, spec: ModelSpec, data: Dataset, settings: GfsSettings,
     select_s = time.perf_counter() - t0
     with _multipliers(net, shape, factors, settings):
         r = train(net, data, settings.finetune, seed=seed)
-    metrics = {"test_acc": r.test_acc, "test_loss": r.test_loss, "val_acc": r.val_acc,
-               "select_and_layer_train_s": round(select_s, 3),
+    metrics = {**r.metrics(), "select_and_layer_train_s": round(select_s, 3),
                "finetune_s": round(r.wall_s, 3), "wall_s": round(time.perf_counter() - t0, 3),
                "widths": {n: len(k) for n, k in keep.items()}}
     return StructuredResult("gfs", structured_spec(spec, keep), net, start, keep, metrics, log)

@@ -31,11 +31,14 @@ class StructuredResult:
     layers: list[dict[str, Any]] = field(default_factory=list)  # per-layer log (GFS)
 
     def ticket(self, meta: dict[str, Any] | None = None) -> Ticket:
-        """A normal `Ticket` (dense mask over the shrunk weights) that `Ticket.load(dir).model()` rebuilds."""
+        """A normal `Ticket` (dense mask over the shrunk weights) that `Ticket.load(dir).model()` rebuilds.
+
+        `meta` (what defines it: method, kept units, ...) holds no timings; what was measured (accuracy, wall
+        times, the per-layer selection log) goes to the ticket's `metrics`."""
         final = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        info = {"finder": self.method, "structured": True, "keep": self.keep, "metrics": self.metrics,
-                "trained": True, **(meta or {})}
-        return Ticket(self.spec, self.start, Mask.ones_like(self.model), final, meta=info)
+        info = {"method": self.method, "structured": True, "keep": self.keep, **(meta or {})}
+        measured = {**self.metrics, **({"selection": self.layers} if self.layers else {})}
+        return Ticket(self.spec, self.start, Mask.ones_like(self.model), final, meta=info, metrics=measured)
 
 
 def state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -34,8 +34,9 @@ class GfsSettings(Hparams):
     keep: float = setting(0.5, lo=0.0, hi=1.0, lo_open=True, help=KEEP_HELP + " GFS stops a layer at this width.")
     candidates: int = setting(50, lo=1, help="Units whose loss is evaluated per greedy step, drawn at random from "
                                              "those not selected yet (paper and reference code: 50).")
-    batch_size: int = setting(64, lo=1, help="Training samples in the minibatch of each greedy step (a fresh one "
-                                             "per step). Reference code: 128; 64 here to fit a 2-core CPU budget.")
+    batch_size: int = setting(64, lo=1, flag="select-batch-size",
+                              help="Training samples in the minibatch of each greedy step (a fresh one per step). "
+                                   "Reference code: 128; 64 here to fit a 2-core CPU budget.")
     top1_tol: float = setting(0.0, lo=0.0, hi=1.0,
                               help="Also stop a layer once its training accuracy recovers to (1 - top1_tol) x the "
                                    "accuracy before it was emptied (reference code: 0.02, with no width target); "
@@ -53,10 +54,11 @@ class GfsSettings(Hparams):
                                                 "BatchNorm, Adam then trains the rescaled net worse).")
     max_chunk: int = setting(256, lo=1, digest=False,
                              help="Samples evaluated at once (candidates x batch): bounds memory, not the result.")
-    layer_train: TrainHparams = setting(factory=_layer_train,
+    layer_train: TrainHparams = setting(factory=_layer_train, model_defaults=True,
                                         help="Short finetune of the whole network after each layer (reference code: "
                                              "0.1 epoch of ImageNet; 1 epoch of the 3,500 training digits here).")
-    finetune: TrainHparams = setting(factory=_finetune, help="Finetune of the shrunk network at the end.")
+    finetune: TrainHparams = setting(factory=_finetune, model_defaults=True,
+                                     help="Finetune of the shrunk network at the end.")
 
     def validate(self) -> None:
         if self.top1_tol == 0.0 and self.keep == 1.0:

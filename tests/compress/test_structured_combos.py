@@ -3,11 +3,11 @@ of a shrunk network, each saved and reloaded as a normal ticket."""
 
 import pytest
 import torch
-from compress.binarize.finetune import BinarizeHparams
-from compress.binarize.finetune import run as binarize_run
 
 from compress import scoring
 from compress.binarize import BinaryConv2d
+from compress.binarize.convert import binarize_ticket
+from compress.binarize.method import BinarizeHparams
 from compress.finders.pai import PaiHparams, prune_at_init
 from compress.mask import Mask
 from compress.models import ModelSpec, build, prunable
@@ -56,9 +56,14 @@ def test_prune_at_init_scores_the_shrunk_architecture(shrunk, digits):
 def test_binarizing_a_shrunk_ticket_keeps_its_shape(shrunk, digits, tmp_path):
     shrunk.ticket({"dataset": "digits"}).save(tmp_path / "structured")
     hp = BinarizeHparams(act="binary", train=TrainHparams(epochs=0.5, batch_size=64, eval_every=50))
-    report = binarize_run(tmp_path / "structured", hp, out=tmp_path / "binary", seed=0)
-    ticket = Ticket.load(tmp_path / "binary")
-    names = [t["name"] for t in ticket.spec.extra["transforms"]]
-    model = ticket.model()
-    assert names == ["shrink", "binarize"] and isinstance(model[2], BinaryConv2d)
-    assert model[2].weight.shape == (8, 8, 3, 3) and report["test_acc"] > 0.1
+    model, ticket = binarize_ticket(Ticket.load(tmp_path / "structured"), hp)
+    r = train(model, digits, hp.train, mask=ticket.mask, seed=0)
+    ticket.final = model.state_dict()
+    ticket.save(tmp_path / "binary")
+    back = Ticket.load(tmp_path / "binary")
+    names = [t["name"] for t in back.spec.extra["transforms"]]
+    rebuilt = back.model()
+    assert names == ["shrink", "binarize"] and isinstance(rebuilt[2], BinaryConv2d)
+    assert rebuilt[2].weight.shape == (8, 8, 3, 3) and r.test_acc > 0.1
+    with torch.no_grad():
+        assert torch.equal(rebuilt.eval()(digits.x_test[:8]), model.eval()(digits.x_test[:8]))

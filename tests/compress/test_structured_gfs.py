@@ -163,7 +163,8 @@ def test_gfs_end_to_end_gives_a_ticket_that_rebuilds(digits, tmp_path):
     x = digits.x_test[:20]
     with torch.no_grad():
         assert torch.equal(loaded.model().eval()(x), res.model.eval()(x))
-    assert loaded.meta["finder"] == "gfs" and loaded.meta["keep"] == res.keep
+    assert loaded.meta["method"] == "gfs" and loaded.meta["keep"] == res.keep
+    assert loaded.metrics["widths"] == {"1": 38, "3": 12} and len(loaded.metrics["selection"]) == 2
 
 
 def test_gfs_refuses_units_it_cannot_gate(digits):

@@ -24,4 +24,4 @@ def test_shrunk_ticket_exports_with_ort_parity(digits, tmp_path, name, width, we
     inits = {i.name: tuple(i.dims) for i in onnx.load(rep["artifact"]).graph.initializer}
     assert inits[weight] == shape
     big = sum(p.numel() for p in large.parameters()) * 4
-    assert rep["size_bytes"] < 0.5 * big
+    assert rep["file_bytes"] < 0.5 * big

@@ -27,7 +27,8 @@ def test_unknown_stage_kind_and_keys_name_the_valid_ones():
     _fails(raw, r"unknown method 'imq'. Valid methods: .*bench, .*dense, .*imp")
     raw = tiny()
     raw["stages"][1]["roundz"] = 3
-    _fails(raw, r"spec.toml: unknown setting 'imp.roundz'. Valid settings here: imp.controls, imp.level")
+    _fails(raw, r"spec.toml: unknown setting 'imp.roundz'. Valid settings here: imp.controls, imp.from_ticket, "
+                r"imp.level")
     raw = tiny()
     raw["stages"][1]["train"]["lr_x"] = 3
     _fails(raw, r"unknown setting 'imp.train.lr_x'")
