@@ -1,0 +1,85 @@
+"""The mask update shared by RigL and SET: drop the smallest-magnitude active weights, grow as many new ones.
+
+At an update iteration t (compress.dst.schedule), in every sparse layer, k = floor(f(t) * active) active
+weights with the smallest |w| are dropped and the k inactive connections with the highest grow scores
+(RigL: |dense gradient|; SET: random) are grown. As in the paper (Algorithm 1) and the reference code, the
+grow candidates are all connections outside the kept set, so a just-dropped weight may come back (it then
+keeps its value); newly grown weights start at 0 with zeroed optimizer state, the per-layer count never
+changes, and the update replaces that iteration's optimizer step. Layers that are fully dense are left alone.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import torch
+
+from compress.dst.schedule import drop_fraction, is_update
+from compress.mask import Mask
+from compress.models import prunable
+from compress.selection.topk import keep_top
+from compress.train.callbacks import Callback, LoopState
+
+
+class DynamicMask(Callback):
+    """Callback that drops and grows connections on RigL's schedule and records what it did."""
+
+    def __init__(self, rule: ModuleType, delta_t: int, alpha: float, t_end_iter: int, seed: int) -> None:
+        self.rule, self.delta_t, self.alpha, self.t_end_iter = rule, delta_t, alpha, t_end_iter
+        self.generator = torch.Generator().manual_seed(seed)
+        self.history: list[dict[str, Any]] = []
+        self.packed: list[torch.Tensor] = []  # the mask after each update, bit-packed (for the mask-change curve)
+
+    def before_step(self, state: LoopState) -> bool:
+        t = state.step + 1
+        if self.rule.grow_scores is None or state.mask is None or not is_update(t, self.delta_t, self.t_end_iter):
+            return False
+        f = drop_fraction(t, self.alpha, self.t_end_iter)
+        weights = prunable(state.model)
+        new = {}
+        for name, active in state.mask.items():
+            n_active = int(active.sum())
+            k = int(f * n_active)
+            if k == 0 or n_active == active.numel():
+                new[name] = active
+                continue
+            w = weights[name].detach()
+            kept = keep_top(w.abs(), active, n_active - k)
+            scores = self.rule.grow_scores(w, weights[name].grad, self.generator)
+            new[name] = kept | keep_top(scores, ~kept, k)
+        counts = state.set_mask(Mask(new))
+        self.history.append({
+            "iteration": t, "drop_fraction": f,
+            "layer_density": {n: float(m.float().mean()) for n, m in state.mask.items()},
+            "dropped": {n: c[0] for n, c in counts.items()}, "grown": {n: c[1] for n, c in counts.items()},
+        })
+        self.packed.append(pack(state.mask))
+        return any(d or g for d, g in counts.values())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state(), "history": self.history,
+                **{f"packed.{i}": p for i, p in enumerate(self.packed)}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self.history = list(state["history"])
+        self.packed = [state[f"packed.{i}"] for i in range(len(self.history))]
+
+
+def pack(mask: Mask) -> torch.Tensor:
+    """All layers of `mask`, flattened in order, as packed bits (uint8)."""
+    flat = torch.cat([m.flatten() for m in mask.values()]).numpy()
+    return torch.from_numpy(np.packbits(flat))
+
+
+def mask_change_curve(initial: Mask, packed: list[torch.Tensor], final: Mask, layers: list[str]) -> list[float]:
+    """Fraction of the final mask's connections (over `layers`) present at the start and after each update."""
+    sizes = [m.numel() for m in final.values()]
+    select = torch.cat([torch.full((s,), n in layers) for n, s in zip(final, sizes, strict=True)])
+    end = torch.cat([m.flatten() for m in final.values()]) & select
+    total = max(1, int(end.sum()))
+    states = [torch.cat([m.flatten() for m in initial.values()])]
+    states += [torch.from_numpy(np.unpackbits(p.numpy(), count=len(select)).astype(bool)) for p in packed]
+    return [int((s & end).sum()) / total for s in states]
