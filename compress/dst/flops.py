@@ -43,15 +43,15 @@ def flops(model: nn.Module, input_shape: tuple[int, ...], mask: Mask, iterations
     the per-layer densities of `mask` (fixed during dynamic sparse training).
     """
     per_layer, other = layer_flops(model, input_shape)
-    density = mask.layer_density()
+    density = {n: int(m.sum()) / m.numel() for n, m in mask.items()}
     f_dense = sum(per_layer.values()) + other
     f_sparse = sum(density.get(n, 1.0) * f for n, f in per_layer.items()) + other
     extra = mask_updates * (f_dense - f_sparse) if dense_gradient else 0.0
     train = 3 * f_sparse * iterations + extra
     dense_train = 3 * f_dense * (dense_iterations if dense_iterations is not None else iterations)
     return {
-        "inference_flops": round(f_sparse), "dense_inference_flops": f_dense,
-        "inference_flops_ratio": f_sparse / f_dense, "train_flops": round(train), "dense_train_flops": dense_train,
+        "inference_flops": f_sparse, "dense_inference_flops": f_dense,
+        "inference_flops_ratio": f_sparse / f_dense, "train_flops": train, "dense_train_flops": dense_train,
         "train_flops_ratio": train / dense_train, "dense_gradient_iterations": mask_updates if dense_gradient else 0,
         "per_layer": {n: {"dense_flops": f, "density": density.get(n, 1.0)} for n, f in per_layer.items()},
         "other_flops": other,

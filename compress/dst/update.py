@@ -38,11 +38,11 @@ class DynamicMask(Callback):
             return False
         f = drop_fraction(t, self.alpha, self.t_end_iter)
         weights = prunable(state.model)
-        new = {}
+        new, drop = {}, {}
         for name, active in state.mask.items():
             n_active = int(active.sum())
-            k = int(f * n_active)
-            if k == 0 or n_active == active.numel():
+            drop[name] = k = int(f * n_active) if n_active < active.numel() else 0
+            if k == 0:
                 new[name] = active
                 continue
             w = weights[name].detach()
@@ -51,8 +51,8 @@ class DynamicMask(Callback):
             new[name] = kept | keep_top(scores, ~kept, k)
         counts = state.set_mask(Mask(new))
         self.history.append({
-            "iteration": t, "drop_fraction": f,
-            "layer_density": {n: float(m.float().mean()) for n, m in state.mask.items()},
+            "iteration": t, "drop_fraction": f, "drop_count": drop,
+            "layer_density": {n: int(m.sum()) / m.numel() for n, m in state.mask.items()},
             "dropped": {n: c[0] for n, c in counts.items()}, "grown": {n: c[1] for n, c in counts.items()},
         })
         self.packed.append(pack(state.mask))
