@@ -58,7 +58,8 @@ def run(spec: ModelSpec, data: Dataset, hp: DstHparams, seed: int = 0, dense_ite
     total = hp.train.total_iterations(len(data.y_train))
     t_end_iter = end_iteration(hp.t_end, total)
     grow = RULES[hp.method]
-    updater = DynamicMask(grow, hp.delta_t, hp.alpha, t_end_iter, seed=mask_seed(seed) + 1)
+    updater = DynamicMask(grow, hp.delta_t, hp.alpha, t_end_iter, seed=mask_seed(seed) + 1,
+                          identity={"settings": hp.to_dict(), "model": spec.to_dict()})
     r = train(model, data, hp.train, mask=mask, seed=seed, callbacks=[updater], checkpoint_dir=checkpoint_dir,
               checkpoint_every=checkpoint_every)
     final_mask = r.mask if r.mask is not None else mask

@@ -10,6 +10,7 @@ changes, and the update replaces that iteration's optimizer step. Layers that ar
 
 from __future__ import annotations
 
+import json
 from types import ModuleType
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from compress.dst.schedule import drop_fraction, is_update
+from compress.errors import RunDirError
 from compress.mask import Mask
 from compress.models import prunable
 from compress.train.callbacks import Callback, LoopState
@@ -25,9 +27,13 @@ from compress.train.callbacks import Callback, LoopState
 class DynamicMask(Callback):
     """Callback that drops and grows connections on RigL's schedule and records what it did."""
 
-    def __init__(self, rule: ModuleType, delta_t: int, alpha: float, t_end_iter: int, seed: int) -> None:
+    def __init__(self, rule: ModuleType, delta_t: int, alpha: float, t_end_iter: int, seed: int,
+                 identity: dict[str, Any] | None = None) -> None:
         self.rule, self.delta_t, self.alpha, self.t_end_iter = rule, delta_t, alpha, t_end_iter
         self.generator = torch.Generator().manual_seed(seed)
+        # What a checkpoint must match to be resumed by this run (the rule's settings, the sparsity...).
+        self.identity = json.loads(json.dumps({"rule": rule.__name__, "delta_t": delta_t, "alpha": alpha,
+                                               "t_end_iter": t_end_iter, "seed": seed, **(identity or {})}))
         self.history: list[dict[str, Any]] = []
         self.packed: list[torch.Tensor] = []  # the mask after each update, bit-packed (for the mask-change curve)
 
@@ -58,10 +64,14 @@ class DynamicMask(Callback):
         return any(d or g for d, g in counts.values())
 
     def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state(), "history": self.history,
+        return {"identity": self.identity, "generator": self.generator.get_state(), "history": self.history,
                 **{f"packed.{i}": p for i, p in enumerate(self.packed)}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("identity") != self.identity:
+            raise RunDirError(f"the checkpoint was written by another sparse training ({state.get('identity')}); "
+                              f"this one is {self.identity}. It was left untouched; move it away or pass another "
+                              "checkpoint directory.")
         self.generator.set_state(state["generator"])
         self.history = list(state["history"])
         self.packed = [state[f"packed.{i}"] for i in range(len(self.history))]

@@ -179,3 +179,12 @@ def test_the_ticket_round_trips_and_rebuilds_the_trained_sparse_net(digits, tmp_
     init = t.model("init")
     for n, w in prunable(init).items():
         assert torch.equal(w[t.mask[n]], t.init[n][t.mask[n]]) and torch.count_nonzero(w[~t.mask[n]]) == 0
+
+
+def test_a_checkpoint_of_another_sparse_training_is_refused(digits, tmp_path):
+    from compress.errors import RunDirError
+
+    run(_spec(digits), digits, _hp(), seed=0, checkpoint_dir=tmp_path, checkpoint_every=50)
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt-000000100"]
+    with pytest.raises(RunDirError, match="another sparse training"):
+        run(_spec(digits), digits, _hp(sparsity=0.8), seed=0, checkpoint_dir=tmp_path, checkpoint_every=50)
