@@ -45,10 +45,12 @@ def _job(args: dict[str, Any]) -> dict[str, Any]:
     base = DstHparams.from_dict(args["hp"])
     hp = base.replace(method=args["method"], distribution=args["distribution"], sparsity=args["sparsity"],
                       train=base.train.replace(epochs=base.train.epochs * args["factor"]))
+    cpu = time.process_time()
     res = run(spec, ds, hp, seed=args["seed"], dense_iterations=base.train.total_iterations(len(ds.y_train)))
+    cpu = time.process_time() - cpu
     m, f = res.ticket.meta["metrics"], res.history["flops"]
     return {**{k: args[k] for k in ("row", "distribution", "sparsity", "seed")}, "test_acc": m["test_acc"],
-            "val_acc": m["val_acc"], "train_wall_s": m["wall_s"], "density": res.ticket.density,
+            "val_acc": m["val_acc"], "train_wall_s": m["wall_s"], "cpu_s": cpu, "density": res.ticket.density,
             "train_flops_ratio": f["train_flops_ratio"], "inference_flops_ratio": f["inference_flops_ratio"],
             "iterations": m["iterations"], "mask_updates": len(res.history["updates"]),
             "layer_density": {n: v["density"] for n, v in f["per_layer"].items()},
@@ -111,9 +113,10 @@ def main() -> None:
     for item in args.set:
         key, _, value = item.partition("=")
         hp = hp.with_setting(key, value)
+    # Interleaved (every method in each stretch of the run) so load drifts hit all methods alike.
     jobs = [{"row": row, "method": method, "distribution": dist, "factor": factor, "sparsity": s, "seed": seed,
              "hp": hp.to_dict(), "threads": args.threads}
-            for row, method, dist, factor in VARIANTS for s in SPARSITIES for seed in range(args.seeds)]
+            for s in SPARSITIES for seed in range(args.seeds) for row, method, dist, factor in VARIANTS]
     load_before = os.getloadavg()
     start = time.perf_counter()
     with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as ex:
@@ -134,7 +137,8 @@ def main() -> None:
                 "inference_flops_ratio": statistics.mean(d["inference_flops_ratio"] for d in runs),
                 "density": runs[0]["density"], "layer_density": runs[0]["layer_density"],
                 "iterations": runs[0]["iterations"], "mask_updates": runs[0]["mask_updates"],
-                "wall_s_mean": statistics.mean(d["train_wall_s"] for d in runs)})
+                "wall_s_mean": statistics.mean(d["train_wall_s"] for d in runs),
+                "cpu_s_mean": statistics.mean(d["cpu_s"] for d in runs)})
             if row == "rigl" and dist == "erk":
                 curves[s] = runs[0]["mask_change"]
     imp = _imp_reference(RESULTS / "imp_lenet_mnist5k.json")
@@ -149,24 +153,28 @@ def main() -> None:
                          "0.0695), so 0.95 and 0.98 both point at that level.",
                          "train_flops_ratio: relative to dense training for the 1x epochs; a step costs 3x the "
                          "forward FLOPs, a RigL update step 2 f_S + f_D (dense weight gradient).",
-                         "wall_s_mean: training wall time per run, runs sharing the machine in parallel workers."]}
+                         "wall_s_mean: training wall time per run, runs sharing the machine in parallel workers; "
+                         "cpu_s_mean: CPU seconds of the run's worker (one thread), steadier under load."]}
     write("rigl_mnist5k", payload)
     _plot(results, imp, curves, RESULTS / "rigl_mnist5k.png")
     for r in results:
         print(f"{r['method']:8s} {r['distribution']:8s} {r['sparsity']:.2f}  acc {100 * r['test_acc_mean']:.2f} "
-              f"± {100 * r['test_acc_std']:.2f}  flops {r['train_flops_ratio']:.3f}x  wall {r['wall_s_mean']:.1f}s")
+              f"± {100 * r['test_acc_std']:.2f}  flops {r['train_flops_ratio']:.3f}x  wall {r['wall_s_mean']:.1f}s "
+              f"cpu {r['cpu_s_mean']:.1f}s")
     print(json.dumps(payload["floors"], indent=1))
 
 
 def _floors(results: list[dict], imp: list[dict], wall: float) -> dict[str, Any]:
     acc = {(r["method"], r["distribution"], r["sparsity"]): r["test_acc_mean"] for r in results}
     wall_of = {(r["method"], r["distribution"], r["sparsity"]): r["wall_s_mean"] for r in results}
+    cpu_of = {(r["method"], r["distribution"], r["sparsity"]): r["cpu_s_mean"] for r in results}
     out: dict[str, Any] = {}
     for s in SPARSITIES:
         need = 0.0 if s == 0.95 else 0.005
         out[f"rigl_erk_ge_static_erk_plus_{need}_at_{s}"] = acc["rigl", "erk", s] >= acc["static", "erk", s] + need
         out[f"rigl_erk_ge_set_erk_minus_0.005_at_{s}"] = acc["rigl", "erk", s] >= acc["set", "erk", s] - 0.005
         out[f"rigl_wall_le_1.3x_static_at_{s}"] = wall_of["rigl", "erk", s] <= 1.3 * wall_of["static", "erk", s]
+        out[f"rigl_over_static_cpu_s_at_{s}"] = round(cpu_of["rigl", "erk", s] / cpu_of["static", "erk", s], 3)
     near = next((r for r in imp if r["for_sparsity"] == 0.9), None)
     out["rigl_2x_within_0.01_of_imp_at_0.9"] = (None if near is None
                                                  else acc["rigl_2x", "erk", 0.9] >= near["test_acc_mean"] - 0.01)
