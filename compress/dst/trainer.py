@@ -30,6 +30,8 @@ from compress.train import train
 
 @dataclass
 class DstResult:
+    """The ticket (dense init, final mask, trained weights, meta) and the history of one sparse training."""
+
     ticket: Ticket
     history: dict[str, Any] = field(default_factory=dict)
 
