@@ -9,7 +9,7 @@ RigL's), counting the dense gradient RigL computes at each mask update. The IMP 
 benchmarks/results/imp_lenet_mnist5k.json (its own protocol: Adam, 20 epochs, 2 seeds), at the levels
 nearest each density. Jobs run in `--workers` processes of `--threads` threads each.
 Writes benchmarks/results/rigl_mnist5k.json and rigl_mnist5k.png.
-Usage: python -m benchmarks.rigl_mnist5k [--seeds 3] [--workers 2] [--threads 1]
+Usage: python -m benchmarks.rigl_mnist5k [--seeds 3] [--workers 1] [--threads 1]
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def _plot(results: list[dict], imp: list[dict], curves: dict[float, dict], path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=1, help="parallel runs (2 finishes sooner; 1 times fairer)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a DstHparams setting, e.g. delta_t=50 or train.epochs=40")
