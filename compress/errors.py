@@ -47,3 +47,13 @@ class GateFailedError(LotteryError):
     """A pipeline gate whose measured value is worse than allowed."""
 
     exit_code = 1
+
+
+class NonFiniteLossError(LotteryError):
+    """Training produced a NaN or infinite loss; the message names the iteration and the usual fixes."""
+
+    def __init__(self, iteration: int, total: int, loss: float, detail: str = "") -> None:
+        self.iteration, self.total, self.loss = iteration, total, loss
+        super().__init__(f"training stopped: the loss became {loss} at iteration {iteration} of {total}"
+                         f"{f' ({detail})' if detail else ''}. Lower the learning rate, add warm-up, or check the "
+                         "data for extreme values; nothing after this iteration was trained.")

@@ -1,4 +1,4 @@
-"""Training: `train(model, data, hp, mask)`, `evaluate`, `predict`.
+"""Training: `train(model, data, hp, mask, callbacks=, checkpoint_dir=)`, `evaluate`, `predict`, `Callback`.
 
 `TrainHparams` is torch-free (compress.settings); the loop is imported on first use, so settings code can
 import this package without paying for torch.
@@ -11,17 +11,19 @@ from typing import TYPE_CHECKING, Any
 from compress.settings import TrainHparams
 
 if TYPE_CHECKING:
+    from compress.train.callbacks import Callback, LoopState
     from compress.train.loop import TrainResult, evaluate, predict, train
 
-_LAZY = {"TrainResult", "evaluate", "predict", "train"}
+_LAZY = {"TrainResult": "loop", "evaluate": "loop", "predict": "loop", "train": "loop", "Callback": "callbacks",
+         "LoopState": "callbacks"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from compress.train import loop
+        import importlib
 
-        return getattr(loop, name)
+        return getattr(importlib.import_module(f"compress.train.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'compress.train' has no attribute {name!r}")
 
 
-__all__ = ["TrainHparams", "TrainResult", "evaluate", "predict", "train"]
+__all__ = ["Callback", "LoopState", "TrainHparams", "TrainResult", "evaluate", "predict", "train"]
