@@ -25,7 +25,7 @@ _UNSET: Any = dataclasses.MISSING
 def setting(default: Any = _UNSET, *, help: str, factory: Any = None, choices: tuple[Any, ...] | None = None,
             digest: bool = True, flag: str | None = None, short: str | None = None, lo: float | None = None,
             hi: float | None = None, lo_open: bool = False, hi_open: bool = False, prefix: str | None = None,
-            model_defaults: bool = False) -> Any:
+            model_defaults: bool = False, cli: bool = True) -> Any:
     """A settings field: its default, its help text and its simple rules live here and nowhere else.
 
     `choices` and the `lo`/`hi` bounds are checked by `Hparams` on construction (same words everywhere);
@@ -33,11 +33,12 @@ def setting(default: Any = _UNSET, *, help: str, factory: Any = None, choices: t
     alias; `digest=False` keeps the field out of the run-directory digest (locations, verbosity, thresholds).
     For a group of settings (`factory=` a Hparams class): `prefix` is put before its members' flags ("" for
     none, default "<field>-"), and `model_defaults` gives a training group the model's recommended settings
-    (compress.catalog.RECOMMENDED_TRAIN) unless the user sets them.
+    (compress.catalog.RECOMMENDED_TRAIN) unless the user sets them. `cli=False`: no flag (a field a method fixes,
+    e.g. the rule of `find rigl`); still settable with --set and in specs.
     """
     meta = {"help": help, "choices": choices, "digest": digest, "flag": flag, "short": short,
             "bounds": None if lo is None and hi is None else (lo, hi, lo_open, hi_open), "prefix": prefix,
-            "model_defaults": model_defaults}
+            "model_defaults": model_defaults, "cli": cli}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)

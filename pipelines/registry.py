@@ -16,6 +16,7 @@ METHOD_MODULES: list[str] = [
     "compress.finders.imp",
     "compress.finders.pai",
     "compress.finders.mpt",
+    "compress.finders.dst",
     "compress.finders.gfs",
     "compress.finders.bip",
     "compress.finders.retrain",

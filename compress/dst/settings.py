@@ -48,7 +48,7 @@ class DstHparams(Hparams):
     alpha: float = setting(0.3, lo=0.0, hi=1.0, help="Initial drop fraction, annealed with a cosine to 0 at t_end.")
     dense_output: bool = setting(False, help="Keep the output layer dense; the sparsity then applies to the others "
                                              "(the reference MNIST setup).")
-    train: TrainHparams = setting(factory=paper_train, help="How the sparse network is trained.")
+    train: TrainHparams = setting(factory=paper_train, prefix="", help="How the sparse network is trained.")
 
 
 __all__ = ["DISTRIBUTIONS", "METHODS", "DstHparams", "paper_train"]

@@ -64,7 +64,7 @@ def flags_for(cls: type[Hparams], prefix_path: str = "", panel: str = SETTINGS_P
     hints_cache: dict[type, dict[str, Any]] = {}
     out = []
     for dotted, f, default, parents in cls.leaves(prefix_path):
-        if only is not None and dotted not in only:
+        if (only is not None and dotted not in only) or f.metadata.get("cli") is False:
             continue
         owner = type(_owner(cls, dotted[len(prefix_path):]))
         hints = hints_cache.setdefault(owner, typing.get_type_hints(owner))

@@ -40,7 +40,7 @@ def _click(words: tuple[str, ...]):
 def test_help_defaults_are_the_settings_dataclass_defaults(method):
     m = registry.get(method)
     scope_flags, setting_flags = method_flags(m)
-    defaults = {d: v for d, _, v, _ in m.settings.leaves()}
+    defaults = {d: v for d, f, v, _ in m.settings.leaves() if f.metadata.get("cli") is not False}
     params = {p.name: p for p in _click(m.command).params}
     assert {f.dotted for f in setting_flags} == set(defaults)  # every setting is a flag, nothing else is
     for f in setting_flags:
