@@ -48,10 +48,6 @@ KEEPS = (0.5, 0.25)
 LAYER_EPOCHS = 1.0  # GFS's short finetune after each layer
 METHODS = ("gfs", "l1", "random", "small_dense")
 LR = {"lenet_300_100": 1.2e-3, "conv4": 3e-4}  # the LTH paper's Adam rates (lottery's defaults for these nets)
-NOTE_TFLITE = ("null: the int8 float-layer .tflite of the LeNet quickstart is built by the edge-artifact work of "
-               "issue 13 (LCE int8 layers), not by this script.")
-
-
 def run_method(method: str, dense: torch.nn.Module, spec: ModelSpec, data, keep: float, hp: TrainHparams, seed: int):
     """GFS finetunes 1 epoch after each of its layers and `hp` at the end; the others train as many epochs in all."""
     layers = len(unit_groups(dense, data.input_shape, include_coupled=False))
@@ -83,6 +79,19 @@ def latency_ratios(dense_onnx: str, onnx: str, shape: tuple[int, ...], iters: in
                     f"dense_ort_b{b}_p50_ms": statistics.median(d for _, d in pairs),
                     f"ort_b{b}_latency_ratio": statistics.median(s / d for s, d in pairs)})
     return out
+
+
+def quickstart_int8() -> dict:
+    """The quickstart .tflite with int8 float layers, as measured by its own benchmark (lce_int8_quickstart.py
+    runs the quickstart pipeline and both LCE exports; not repeated here)."""
+    path = ROOT / "benchmarks" / "results" / "lce_int8_quickstart.json"
+    if not path.is_file():
+        return {"source": "benchmarks/results/lce_int8_quickstart.json is missing: run python -m "
+                          "benchmarks.lce_int8_quickstart first"}
+    import json
+
+    r = json.loads(path.read_text())
+    return {**r, "source": f"benchmarks/results/lce_int8_quickstart.json (its script's run of {r['machine']['date']})"}
 
 
 def main() -> None:
@@ -152,9 +161,12 @@ def main() -> None:
                          "wall_s": statistics.fmean(wall[(method, keep)]), "latency_ms": lat,
                          "onnx_agreement": rep["verification"]["agreement"], "onnx_bytes": rep["file_bytes"]})
             print({k: v for k, v in rows[-1].items() if k not in ("latency_ms", "test_acc_per_seed")}, flush=True)
+    int8 = quickstart_int8()
     payload = {
-        "results": rows, "dense_train_wall_s": dense_wall, "quickstart_tflite_size_ratio": None,
-        "quickstart_tflite_agreement": None, "wall_s": round(time.perf_counter() - t0, 1),
+        "results": rows, "dense_train_wall_s": dense_wall,
+        "quickstart_tflite_size_ratio": int8.get("quickstart_tflite_file_ratio"),
+        "quickstart_tflite_agreement": int8.get("quickstart_tflite_parity_agreement"),
+        "quickstart_tflite_source": int8.get("source"), "wall_s": round(time.perf_counter() - t0, 1),
         "machine": {**machine(), "cpus": os.cpu_count(), "load_average_1_5_15_at_end": list(os.getloadavg())},
         "dense": dense_info, "verdicts": verdicts(rows), "floors": floors(rows, dense_wall), "gfs_layers": logs,
         "settings": {"seeds": args.seeds, "keeps": list(KEEPS), "lr": LR, "batch_size": 60, "optimizer": "adam",
@@ -162,7 +174,7 @@ def main() -> None:
                      "gfs_layer_train_epochs": LAYER_EPOCHS,
                      "gfs": GfsSettings().to_dict(), "ort_threads": 1, "ort_iters": args.iters,
                      "ort_rounds": args.rounds},
-        "notes": [NOTE_TFLITE,
+        "notes": [
                   "Latency ratios: shrunk p50 / dense p50 (1 ORT thread) timed alternately in --rounds rounds of "
                   "--iters calls in this run, median of the per-round ratios; a load average above ~1 means other "
                   "jobs shared the 2 cores, and ratios measured then are indicative only.",
