@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 
 TIMEOUT_ENV = "LOTTERY_DIST_TIMEOUT"
+LAUNCHER_ENV = "LOTTERY_LAUNCHER"  # set by `lottery --nproc`: the launcher explains a failed job in one paragraph
 
 
 def launched() -> bool:
@@ -47,4 +48,22 @@ def timeout_s() -> float:
     return value if value > 0 else 300.0
 
 
-__all__ = ["TIMEOUT_ENV", "env_rank", "launched", "timeout_s"]
+def hand_to_launcher(message: str) -> bool:
+    """Under `lottery --nproc`, leave a lost-rank failure to the launcher, which names the rank that failed
+    first in one paragraph: `message` goes to the error file torchrun gives each rank (outside the run
+    directory). False when this process should print it itself (plain torchrun)."""
+    import json
+    import time
+
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if not os.environ.get(LAUNCHER_ENV) or not path:
+        return False
+    try:
+        with open(path, "w") as f:
+            json.dump({"message": message, "timestamp": int(time.time()), "lottery": True}, f)
+    except OSError:
+        return False
+    return True
+
+
+__all__ = ["LAUNCHER_ENV", "TIMEOUT_ENV", "env_rank", "hand_to_launcher", "launched", "timeout_s"]

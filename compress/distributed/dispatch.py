@@ -203,7 +203,10 @@ def run_rank(main: Callable[[], Any]) -> int:
             serve()
     except DistributedError as e:
         ops.broken()
-        sys.stderr.write(f"error (rank {env_rank()}): {e}\n")
+        from compress.distributed import hand_to_launcher
+
+        if not hand_to_launcher(str(e)):
+            sys.stderr.write(f"error (rank {env_rank()}): {e}\n")
         code = e.exit_code
     except KeyboardInterrupt:
         code = 130

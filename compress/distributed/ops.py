@@ -88,9 +88,12 @@ def _looks_distributed(text: str) -> bool:
 
 
 def failure_message(what: str, e: BaseException) -> str:
-    first = (str(e).splitlines() or [type(e).__name__])[0][:200]
+    text = str(e)
+    known = ("Connection reset by peer", "Connection closed by peer", "Connection refused", "Broken pipe",
+             "timed out", "Timed out", "timeout")
+    reason = next((k for k in known if k in text), (text.splitlines() or [type(e).__name__])[0][:160])
     return (f"the data-parallel job failed while {what}: another rank stopped answering (its process died, was "
-            f"killed, or the network between ranks failed; {first}). Nothing half-written was kept: finished "
+            f"killed, or the network between ranks failed: {reason}). Nothing half-written was kept: finished "
             "levels, stages and checkpoints stay in the run directory, so running the same command again "
             "resumes from there.")
 

@@ -177,12 +177,14 @@ def _replace(root: nn.Module, name: str, new: nn.Module) -> None:
 
 @torch.no_grad()
 def _matches(stacked: StackedNet, models: Sequence[nn.Module], probe: torch.Tensor) -> bool:
-    """The stacked forward equals each member's forward on `probe`, in train and in eval mode (on copies)."""
+    """The stacked forward equals each member's forward on its own input (the probe scaled differently per
+    member, so a forward mixing rows across members shows), in train and in eval mode (on copies)."""
+    inputs = [probe * (1.0 + 0.5 * i) for i in range(len(models))]
     for train_mode in (True, False):
         net = copy.deepcopy(stacked.net).train(train_mode)
-        outs = net(probe.repeat(len(models), *([1] * (probe.dim() - 1))))
+        outs = net(torch.cat(inputs))
         for i, m in enumerate(models):
-            ref = copy.deepcopy(m).train(train_mode)(probe)
+            ref = copy.deepcopy(m).train(train_mode)(inputs[i])
             got = outs[i * len(probe):(i + 1) * len(probe)]
             if got.shape != ref.shape or not torch.allclose(got, ref, rtol=1e-4, atol=1e-5):
                 return False
