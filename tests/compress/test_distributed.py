@@ -167,8 +167,8 @@ def test_a_killed_rank_ends_the_job_with_one_paragraph_and_the_rerun_resumes(tmp
 
 
 def test_rigl_under_two_ranks_resumes_from_rank_0s_checkpoint_and_matches_one_process(tmp_path):
-    """RigL grows by the all-reduced dense gradient, so its masks match one process; a rank killed mid-training
-    leaves rank 0's checkpoints, which the relaunched job resumes from."""
+    """RigL grows by the all-reduced dense gradient, so its masks, updates and weights match one process (float64,
+    1e-10); a rank killed mid-training leaves rank 0's checkpoints, which the relaunched job resumes from."""
     import importlib.util
 
     from compress.io import load_tensors
@@ -191,11 +191,11 @@ def test_rigl_under_two_ranks_resumes_from_rank_0s_checkpoint_and_matches_one_pr
     p.communicate(timeout=120)
     assert p.returncode != 0 and not (out / "final.safetensors").exists()
     resumed_from = max(int(d.name[5:]) for d in out.glob("ckpt/ckpt-*") if (d / "state.json").is_file())
-    assert 0 < resumed_from < 1500
+    assert 0 < resumed_from < 600
     again = subprocess.run(cmd, env=env, cwd=REPO, text=True, capture_output=True, timeout=300)
     assert again.returncode == 0, again.stderr
     a, b = load_tensors(ref / "final.safetensors"), load_tensors(out / "final.safetensors")
-    for k in a:
-        assert torch.equal(a[k], b[k]) if k.startswith("m.") else torch.allclose(a[k], b[k], rtol=0, atol=1e-5), k
+    for k in a:  # float64 (see the driver): equal up to the order of summation
+        assert torch.equal(a[k], b[k]) if k.startswith("m.") else torch.allclose(a[k], b[k], rtol=0, atol=1e-10), k
     assert (ref / "history.json").read_text() == (out / "history.json").read_text()
     assert not _writes(tmp_path).get("1")
