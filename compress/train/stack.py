@@ -4,13 +4,16 @@ The members are folded into the batch: a stacked forward takes the members' batc
 after member (M*B rows), and returns their outputs in the same order. Layers without parameters (ReLU,
 pooling, flatten, residual additions, the model's own `forward` code) work on the folded batch unchanged,
 since they treat rows independently; each layer with parameters is replaced by a batched twin:
-- `nn.Linear` -> one `torch.baddbmm` over weights stored (M, in, out), so weight gradients come out of the
-  batched matmul contiguous (no copy into the gradient buffer);
-- `nn.Conv2d` -> one grouped convolution (M*groups groups) over the members' channels side by side;
-- `nn.BatchNorm1d/2d` -> one batch norm over the members' channels side by side (statistics per member).
+- `nn.Linear` -> one `torch.baddbmm` over the members' weights (M, out, in) where that batched matmul gives each
+  member bitwise what `F.linear` gives a lone model (probed per shape and thread count), else one matmul per
+  member; backward likewise (the gradients come out in the weights' layout, no copy);
+- `nn.Conv2d`, `nn.BatchNorm1d/2d` -> one call per member on its part of the batch (a grouped convolution is
+  one call but rounds differently), with its own statistics and running averages for batch norm.
+Every member's parameters are entry i of stacked (M, ...) tensors.
 A loss summed over members gives each member exactly its own gradient, and elementwise optimizers (SGD with
-momentum and weight decay, Adam, AdamW) on the stacked tensors give each member exactly its own update, so
-training the stack equals training the members one by one within float tolerance (Part 2 of issue 16).
+momentum and weight decay, Adam, AdamW) stepping each member's slices give it exactly its own update: every
+member's computation uses the kernels a lone model's uses, so training the stack equals training the members
+one by one bit for bit (tests/compress/test_stacked.py; issue 16, part 2).
 
 `stack(models)` returns None with the reason when a model cannot be stacked exactly: another layer type with
 parameters or buffers, active dropout (its random draws would differ), or a forward that mixes rows (checked
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -29,69 +33,121 @@ from torch import nn
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
+_EXACT: dict[tuple, bool] = {}
+
+
+def _fwd(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, batched: bool) -> torch.Tensor:
+    if batched:
+        wt = w.transpose(1, 2)
+        return torch.bmm(x, wt) if b is None else torch.baddbmm(b.unsqueeze(1), x, wt)
+    if b is None:
+        return torch.stack([xm.mm(wm.t()) for xm, wm in zip(x, w, strict=True)])
+    return torch.stack([torch.addmm(bm, xm, wm.t()) for bm, xm, wm in zip(b, x, w, strict=True)])
+
+
+def _gx(g: torch.Tensor, w: torch.Tensor, batched: bool) -> torch.Tensor:
+    return torch.bmm(g, w) if batched else torch.stack([gm.mm(wm) for gm, wm in zip(g, w, strict=True)])
+
+
+def _gw(g: torch.Tensor, x: torch.Tensor, batched: bool) -> torch.Tensor:
+    if batched:
+        return torch.bmm(g.transpose(1, 2), x)
+    return torch.stack([gm.t().mm(xm) for gm, xm in zip(g, x, strict=True)])
+
+
+def _exact(op: Any, *like: torch.Tensor | None) -> bool:
+    """Whether `op` batched over the members gives each member bitwise what one matmul per member gives it (the
+    kernels `F.linear` and its backward use for one model), for these shapes at this thread count: MKL splits
+    a batched matmul across threads differently than one matmul, so it depends on both. Probed once per
+    shape with random data; where it is not exact the caller loops over the members."""
+    key = (op.__name__, tuple(None if t is None else t.shape for t in like), like[0].dtype, torch.get_num_threads())
+    if key not in _EXACT:
+        g = torch.Generator().manual_seed(0)
+        args = [None if t is None else torch.randn(t.shape, generator=g, dtype=t.dtype) for t in like]
+        _EXACT[key] = torch.equal(op(*args, batched=True), op(*args, batched=False))
+    return _EXACT[key]
+
+
+class _BatchedLinear(torch.autograd.Function):
+    """y[m] = x[m] W[m]^T + b[m], computed per member exactly as `F.linear` and its backward compute it for one
+    model (addmm on a transposed weight view; input gradient g W; weight gradient g^T x; bias gradient summed
+    over the batch): batched where that is bitwise the same (`_exact`), else one matmul per member."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(x, w)
+        ctx.has_bias = b is not None
+        return _fwd(x, w, b, batched=_exact(_fwd, x, w, b))
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, w = ctx.saved_tensors
+        gx = _gx(g, w, batched=_exact(_gx, g, w)) if ctx.needs_input_grad[0] else None
+        gw = _gw(g, x, batched=_exact(_gw, g, x)) if ctx.needs_input_grad[1] else None
+        # Per member, as a lone model sums its (B, out) gradient: a reduction over the middle dimension of the
+        # stacked (M, B, out) tensor takes another summation order.
+        gb = torch.stack([gm.sum(0) for gm in g]) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return gx, gw, gb
+
+
 class StackedLinear(nn.Module):
     def __init__(self, layers: Sequence[nn.Linear]) -> None:
         super().__init__()
         self.m = len(layers)
-        self.weight = nn.Parameter(torch.stack([lay.weight.detach().t() for lay in layers]).contiguous())
+        self.weight = nn.Parameter(torch.stack([lay.weight.detach() for lay in layers]))
         has_bias = layers[0].bias is not None
         self.bias = nn.Parameter(torch.stack([lay.bias.detach() for lay in layers])) if has_bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
-        x = x.reshape(self.m, -1, x.shape[-1])
-        y = torch.bmm(x, self.weight) if self.bias is None else torch.baddbmm(self.bias.unsqueeze(1), x, self.weight)
+        y = _BatchedLinear.apply(x.reshape(self.m, -1, x.shape[-1]), self.weight, self.bias)
         return y.reshape(*lead, y.shape[-1])
 
 
-def _side_by_side(x: torch.Tensor, m: int) -> torch.Tensor:
-    """(M*B, C, ...) -> (B, M*C, ...): the members' channels side by side, one sample per row."""
-    b = x.shape[0] // m
-    return x.reshape(m, b, *x.shape[1:]).transpose(0, 1).reshape(b, m * x.shape[1], *x.shape[2:])
-
-
-def _folded(y: torch.Tensor, m: int) -> torch.Tensor:
-    """Inverse of `_side_by_side`."""
-    b, c = y.shape[0], y.shape[1] // m
-    return y.reshape(b, m, c, *y.shape[2:]).transpose(0, 1).reshape(m * b, c, *y.shape[2:])
-
-
 class StackedConv2d(nn.Module):
+    """One convolution per member on its part of the folded batch, with the kernels a lone model uses (a grouped
+    convolution would be one call, but not bitwise the same); the weights stacked (M, out, in, kh, kw)."""
+
     def __init__(self, layers: Sequence[nn.Conv2d]) -> None:
         super().__init__()
         first = layers[0]
-        self.m, self.opts = len(layers), (first.stride, first.padding, first.dilation, first.groups * len(layers))
-        if first.padding_mode != "zeros" or isinstance(first.padding, str):
-            raise _Unstackable(f"Conv2d with padding {first.padding!r} / mode {first.padding_mode}")
-        self.weight = nn.Parameter(torch.cat([lay.weight.detach() for lay in layers]))
-        self.bias = nn.Parameter(torch.cat([lay.bias.detach() for lay in layers])) if first.bias is not None else None
+        if first.padding_mode != "zeros":
+            raise _Unstackable(f"Conv2d with padding mode {first.padding_mode}")
+        self.m, self.opts = len(layers), (first.stride, first.padding, first.dilation, first.groups)
+        self.weight = nn.Parameter(torch.stack([lay.weight.detach() for lay in layers]))
+        has_bias = first.bias is not None
+        self.bias = nn.Parameter(torch.stack([lay.bias.detach() for lay in layers])) if has_bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        stride, padding, dilation, groups = self.opts
-        y = F.conv2d(_side_by_side(x, self.m), self.weight, self.bias, stride, padding, dilation, groups)
-        return _folded(y, self.m)
+        biases = self.bias.unbind(0) if self.bias is not None else [None] * self.m
+        return torch.cat([F.conv2d(xm, wm, bm, *self.opts)
+                          for xm, wm, bm in zip(x.chunk(self.m), self.weight.unbind(0), biases, strict=True)])
 
 
 class StackedBatchNorm(nn.Module):
+    """One batch norm per member on its part of the folded batch (its own statistics and running averages)."""
+
     def __init__(self, layers: Sequence[nn.BatchNorm1d | nn.BatchNorm2d]) -> None:
         super().__init__()
         first = layers[0]
         if not first.track_running_stats or first.momentum is None:
             raise _Unstackable("BatchNorm without running statistics or with cumulative averaging")
         self.m, self.eps, self.momentum = len(layers), first.eps, first.momentum
-        cat = lambda name: torch.cat([getattr(lay, name).detach() for lay in layers])  # noqa: E731
-        self.weight = nn.Parameter(cat("weight")) if first.affine else None
-        self.bias = nn.Parameter(cat("bias")) if first.affine else None
-        self.register_buffer("running_mean", cat("running_mean"))
-        self.register_buffer("running_var", cat("running_var"))
-        self.register_buffer("num_batches_tracked", torch.stack([lay.num_batches_tracked for lay in layers]))
+        stack = lambda name: torch.stack([getattr(lay, name).detach() for lay in layers])  # noqa: E731
+        self.weight = nn.Parameter(stack("weight")) if first.affine else None
+        self.bias = nn.Parameter(stack("bias")) if first.affine else None
+        self.register_buffer("running_mean", stack("running_mean"))
+        self.register_buffer("running_var", stack("running_var"))
+        self.register_buffer("num_batches_tracked", stack("num_batches_tracked"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
             self.num_batches_tracked.add_(1)
-        y = F.batch_norm(_side_by_side(x, self.m), self.running_mean, self.running_var, self.weight, self.bias,
-                         self.training, self.momentum, self.eps)
-        return _folded(y, self.m)
+        weights = self.weight.unbind(0) if self.weight is not None else [None] * self.m
+        biases = self.bias.unbind(0) if self.bias is not None else [None] * self.m
+        return torch.cat([F.batch_norm(xm, self.running_mean[i], self.running_var[i], weights[i], biases[i],
+                                       self.training, self.momentum, self.eps)
+                          for i, xm in enumerate(x.chunk(self.m))])
 
 
 class _Unstackable(Exception):
@@ -105,34 +161,22 @@ _TWINS: dict[type, type[nn.Module]] = {nn.Linear: StackedLinear, nn.Conv2d: Stac
 class StackedNet:
     """`net` runs all members at once; `to_stacked`/`member` move state between members and the stack."""
 
-    def __init__(self, net: nn.Module, members: int, layout: dict[str, tuple[str, str]]) -> None:
+    def __init__(self, net: nn.Module, members: int, layout: dict[str, str]) -> None:
         self.net, self.m = net, members
-        self.layout = layout  # member state_dict name -> (stacked state_dict name, "t" | "cat" | "stack")
+        self.layout = layout  # member state_dict name -> stacked state_dict name (member i is entry i)
         self.tensors = dict(net.state_dict(keep_vars=True))
 
-    def to_stacked(self, name: str, per_member: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Member tensors of state entry `name` in the stacked layout."""
-        how = self.layout[name][1]
-        if how == "t":
-            return torch.stack([t.t() for t in per_member]).contiguous()
-        return torch.cat(list(per_member)) if how == "cat" else torch.stack(list(per_member))
+    @staticmethod
+    def to_stacked(per_member: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Member tensors of one state entry (weights, masks) in the stacked layout."""
+        return torch.stack(list(per_member))
 
     def member(self, i: int) -> dict[str, torch.Tensor]:
         """Member `i`'s state_dict (copies) from the stack."""
-        out = {}
-        for name, (key, how) in self.layout.items():
-            t = self.tensors[key].detach()
-            if how == "t":
-                out[name] = t[i].t().clone()
-            elif how == "cat":
-                n = t.shape[0] // self.m
-                out[name] = t[i * n:(i + 1) * n].clone()
-            else:
-                out[name] = t[i].clone()
-        return out
+        return {name: self.tensors[key].detach()[i].clone() for name, key in self.layout.items()}
 
     def stacked_param(self, name: str) -> torch.Tensor:
-        return self.tensors[self.layout[name][0]]
+        return self.tensors[self.layout[name]]
 
 
 def stack(models: Sequence[nn.Module], probe: torch.Tensor | None = None) -> tuple[StackedNet | None, str]:
@@ -147,7 +191,7 @@ def stack(models: Sequence[nn.Module], probe: torch.Tensor | None = None) -> tup
         if isinstance(mod, nn.modules.dropout._DropoutNd) and mod.p > 0:
             return None, f"{name} is dropout (each member's random draws would differ from training it alone)"
     net = copy.deepcopy(first)
-    layout: dict[str, tuple[str, str]] = {}
+    layout: dict[str, str] = {}
     try:
         for name, mod in list(first.named_modules()):
             own = list(mod.named_parameters(recurse=False)) + list(mod.named_buffers(recurse=False))
@@ -158,10 +202,8 @@ def stack(models: Sequence[nn.Module], probe: torch.Tensor | None = None) -> tup
             twin = _TWINS[type(mod)]([dict(m.named_modules())[name] for m in models])
             _replace(net, name, twin)
             for key, _ in own:
-                how = "t" if isinstance(mod, nn.Linear) and key == "weight" else (
-                    "stack" if key == "num_batches_tracked" or isinstance(mod, nn.Linear) else "cat")
                 full = f"{name}.{key}" if name else key
-                layout[full] = (full, how)
+                layout[full] = full
     except _Unstackable as e:
         return None, str(e)
     stacked = StackedNet(net, len(models), layout)

@@ -3,9 +3,11 @@
 Each member keeps what makes its training its own: its start weights, its mask, its data order (its seed's
 generator draws the same permutations `train` would) and its validation curve and early-stopping iteration.
 They share the training settings (budget, optimizer, schedule). The summed loss gives each member its own
-gradient and the elementwise optimizer its own update, so every member ends where `train` would have taken
-it alone, within float tolerance (the batched matmuls sum in another order). Pruned weights and their
-optimizer state stay exactly zero, as in `train` (gradient-only masking, compress.train.masking).
+gradient, and the optimizer steps each member's own slices of the stacked tensors, so every member ends bit
+for bit where `train` would have taken it alone: the stacked layers compute each member with the kernels a
+lone model uses (compress.train.stack), the validation and test sums are taken per member as `evaluate`
+takes them, and so are the early-stopping iterations. Pruned weights and their optimizer state stay exactly
+zero, as in `train` (gradient-only masking, compress.train.masking).
 
 Data-parallel like `train`: under a distributed job every rank takes its share of each member's batch.
 No callbacks and no checkpoints: the callers resume at the granularity of whole trainings.
@@ -68,10 +70,14 @@ def _train_stacked(members: list[Member], data: Dataset, hp: TrainHparams,
     masks = [m.mask if m.mask is not None else Mask.ones_like(m.model) for m in members]
     for mask, m in zip(masks, members, strict=True):
         mask.check(m.model)
-    masked = [(st.stacked_param(name), st.to_stacked(name, [mk[name].float() for mk in masks]))
+    masked = [(st.stacked_param(name), st.to_stacked([mk[name].float() for mk in masks]))
               for name in masks[0] if not all(bool(mk[name].all()) for mk in masks)]
+    # The optimizer steps each member's own views of the stacked tensors, as separate tensors: an elementwise
+    # kernel computes a tensor's last elements (its length modulo the vector width) on a scalar path, so
+    # stepping the stacked tensors whole would round some of a member's elements differently than alone.
     params = [p for p in st.net.parameters() if p.requires_grad]
-    opt = make_optimizer(params, hp)
+    views = [[p.detach()[i] for p in params] for i in range(n_mem)]
+    opt = make_optimizer([v for member in views for v in member], hp)
     n = len(data.y_train)
     total = hp.total_iterations(n)
     scheduler = make_scheduler(opt, hp, total)
@@ -92,10 +98,14 @@ def _train_stacked(members: list[Member], data: Dataset, hp: TrainHparams,
         rows = torch.tensor_split(idx, ops.world(), dim=1)[ops.rank()].reshape(-1)
         out = net(data.x_train[rows])
         per = F.cross_entropy(out, data.y_train[rows], reduction="none").view(n_mem, -1).sum(1) / idx.shape[1]
-        opt.zero_grad(set_to_none=True)
+        for p in params:
+            p.grad = None
         per.sum().backward()
         losses = per.detach().clone()
         ops.all_reduce_grads(params, [losses])
+        for i, member in enumerate(views):
+            for p, v in zip(params, member, strict=True):
+                v.grad = p.grad[i] if p.grad is not None else None
         if not bool(torch.isfinite(losses).all()):
             bad = int((~torch.isfinite(losses)).nonzero()[0])
             raise NonFiniteLossError(step + 1, total, float(losses[bad]),
@@ -133,21 +143,25 @@ def _record(st: StackedNet, data: Dataset, step: int, total: int, results: list[
 @torch.no_grad()
 def evaluate_stacked(st: StackedNet, x: torch.Tensor, y: torch.Tensor,
                      batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per member (mean cross-entropy, top-1 accuracy) on (x, y), in eval mode; split over the ranks."""
-    if len(y) == 0:
+    """Per member (mean cross-entropy, top-1 accuracy) on (x, y) in eval mode, summed as `evaluate` sums them for
+    one model (so a member's early-stopping iteration is the one it would get alone); split over the ranks."""
+    n = len(y)
+    if n == 0:
         nan = torch.full((st.m,), float("nan"), dtype=torch.float64)
         return nan, nan.clone()
     was = st.net.training
     st.net.eval()
-    sums = torch.zeros(2, st.m, dtype=torch.float64)
-    mine = ops.share(torch.arange(len(y)))
-    for i in range(0, len(mine), batch_size):
-        rows = mine[i:i + batch_size]
-        xb, yb = x[rows], y[rows]
-        out = st.net(xb.repeat(st.m, *([1] * (xb.dim() - 1)))).view(st.m, len(rows), -1)
-        sums[0] += F.cross_entropy(out.reshape(-1, out.shape[-1]), yb.repeat(st.m), reduction="none").view(
-            st.m, -1).sum(1).double()
-        sums[1] += (out.argmax(2) == yb).sum(1).double()
-    ops.all_reduce_sum_([sums], "evaluating")
+    if ops.world() > 1:
+        mine = ops.share(torch.arange(n))
+        x, y = x[mine], y[mine]
+    loss, correct = [0.0] * st.m, [0] * st.m
+    for i in range(0, len(y), batch_size):
+        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+        out = st.net(xb.repeat(st.m, *([1] * (xb.dim() - 1)))).view(st.m, len(yb), -1)
+        for m in range(st.m):
+            loss[m] += F.cross_entropy(out[m], yb, reduction="sum").item()
+            correct[m] += int((out[m].argmax(1) == yb).sum())
     st.net.train(was)
-    return sums[0] / len(y), sums[1] / len(y)
+    sums = torch.tensor([loss, correct], dtype=torch.float64)
+    ops.all_reduce_sum_([sums], "evaluating")
+    return sums[0] / n, sums[1] / n

@@ -1,6 +1,6 @@
-"""Stacked training: a ticket, its controls and other seeds trained as one batched network end where each would
-alone (weights within float tolerance, same masks, curves, early stops and verdicts), pruned weights stay
-exactly zero, and what cannot be stacked exactly (dropout, a forward mixing rows) or does not fit is not."""
+"""Stacked training: a ticket, its controls and other seeds trained as one batched network end bit for bit where
+each would alone (weights, masks, curves, early stops, tickets and verdicts), pruned weights stay exactly zero,
+and what cannot be stacked exactly (dropout, a forward mixing rows) or does not fit is not."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from torch import nn
 
 from compress import models
 from compress.mask import Mask
-from compress.ticket import Ticket
 from compress.train import TrainHparams, many, train
 from compress.train.stack import stack
 from compress.train.stacked import Member, train_stacked
@@ -29,55 +28,59 @@ def _mask(model, seed, density=0.3):
     return Mask({n: torch.rand(w.shape, generator=g) < density for n, w in models.prunable(model).items()})
 
 
-@pytest.mark.parametrize("optimizer", [dict(optimizer="adam", weight_decay=1e-3),
-                                       dict(optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3)])
-def test_every_member_ends_where_it_would_alone(digits, optimizer):
-    hp = TrainHparams(epochs=2, batch_size=64, eval_every=5, **optimizer)
+ADAM = dict(optimizer="adam", weight_decay=1e-3)
+SGD = dict(optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3)
+
+
+# Two threads: MKL splits a batched matmul differently than one; the stack then loops where it must (stack._exact).
+@pytest.mark.parametrize("optimizer,threads,iterations", [(ADAM, 1, 60), (SGD, 1, 60), (ADAM, 2, 12)])
+def test_every_member_gets_bitwise_the_training_it_would_get_alone(digits, optimizer, threads, iterations):
+    hp = TrainHparams(iterations=iterations, batch_size=64, eval_every=5, **optimizer)
     start = [models.build(_spec(digits), seed=s) for s in (0, 1, 0, 2)]  # ticket, reinit, random mask, other seed
     ticket_mask = _mask(start[0], 7)
     masks = [ticket_mask, ticket_mask, _mask(start[0], 8), None]
     seeds = [0, 0, 0, 2]  # the controls keep the ticket's data order, the other seed its own
-    alone = [copy.deepcopy(m) for m in start]
-    ref = [train(m, digits, hp, mask=k, seed=s, snapshot_at=(3,)) for m, k, s in zip(alone, masks, seeds, strict=True)]
-    together = [copy.deepcopy(m) for m in start]
-    got = train_stacked([Member(m, k, s, (3,)) for m, k, s in zip(together, masks, seeds, strict=True)], digits, hp)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        alone = [copy.deepcopy(m) for m in start]
+        ref = [train(m, digits, hp, mask=k, seed=s, snapshot_at=(3,))
+               for m, k, s in zip(alone, masks, seeds, strict=True)]
+        together = [copy.deepcopy(m) for m in start]
+        got = train_stacked([Member(m, k, s, (3,)) for m, k, s in zip(together, masks, seeds, strict=True)],
+                            digits, hp)
+    finally:
+        torch.set_num_threads(before)
     for a, b, ra, rb, k in zip(alone, together, ref, got, masks, strict=True):
         for name, w in a.state_dict().items():
-            assert torch.allclose(w, b.state_dict()[name], rtol=0, atol=1e-5), name
-            assert torch.allclose(ra.snapshots[3][name], rb.snapshots[3][name], rtol=0, atol=1e-6), name
-        assert rb.early_stop_iter == ra.early_stop_iter and rb.iterations == ra.iterations
-        assert rb.test_acc == ra.test_acc and abs(rb.test_loss - ra.test_loss) < 1e-5
-        assert [c["iteration"] for c in rb.curve] == [c["iteration"] for c in ra.curve]
-        assert max(abs(c["val_loss"] - d["val_loss"]) for c, d in zip(ra.curve, rb.curve, strict=True)) < 1e-5
+            assert torch.equal(w, b.state_dict()[name]) and torch.equal(ra.snapshots[3][name], rb.snapshots[3][name])
+        assert rb.curve == ra.curve and rb.early_stop_iter == ra.early_stop_iter and rb.iterations == ra.iterations
+        assert (rb.test_acc, rb.test_loss, rb.val_acc, rb.val_loss) == (ra.test_acc, ra.test_loss, ra.val_acc,
+                                                                        ra.val_loss)
         if k is not None:  # masked training keeps pruned weights exactly zero
             weights = models.prunable(b)
             assert all(float(weights[n].detach()[~m].abs().max()) == 0.0 for n, m in k.items() if (~m).any())
             assert rb.mask is not None and all(torch.equal(rb.mask[n], k[n]) for n in k)
 
 
-@pytest.mark.parametrize("name,width", [("vgg11", 0.125), ("conv2", 0.25)])
-def test_convolutions_and_batchnorm_stack_exactly_in_float64(digits, name, width):
-    """In float64 the float noise of the batched kernels vanishes: a stacked conv net with BatchNorm (statistics
-    and running averages per member) matches training alone to 1e-10."""
-    torch.set_default_dtype(torch.float64)
-    try:
-        data = copy.copy(digits)
-        for split in ("x_train", "x_val", "x_test"):
-            setattr(data, split, getattr(digits, split).double().reshape(-1, 1, 8, 8))
-        spec = models.ModelSpec(name, (1, 8, 8), 10, width)
-        hp = TrainHparams(iterations=30, batch_size=32, eval_every=10)
-        start = [models.build(spec, seed=s) for s in (0, 1)]
-        masks = [_mask(start[0], 3, 0.5), None]
-        alone = [copy.deepcopy(m) for m in start]
-        for m, k, s in zip(alone, masks, (0, 1), strict=True):
-            train(m, data, hp, mask=k, seed=s)
-        together = [copy.deepcopy(m) for m in start]
-        train_stacked([Member(m, k, s) for m, k, s in zip(together, masks, (0, 1), strict=True)], data, hp)
-        for a, b in zip(alone, together, strict=True):
-            for key, w in a.state_dict().items():
-                assert torch.allclose(w.double(), b.state_dict()[key].double(), rtol=0, atol=1e-10), key
-    finally:
-        torch.set_default_dtype(torch.float32)
+@pytest.mark.parametrize("name,width", [("vgg11", 0.125), ("resnet20", 0.25), ("conv2", 0.25)])
+def test_convolutions_and_batchnorm_stack_bitwise(digits, name, width):
+    """Conv layers and BatchNorm (statistics and running averages per member) run per member with the kernels a
+    lone model uses: the stacked training equals training alone bit for bit."""
+    data = copy.copy(digits)
+    for split in ("x_train", "x_val", "x_test"):
+        setattr(data, split, getattr(digits, split).reshape(-1, 1, 8, 8))
+    spec = models.ModelSpec(name, (1, 8, 8), 10, width)
+    hp = TrainHparams(iterations=30, batch_size=32, eval_every=10)
+    start = [models.build(spec, seed=s) for s in (0, 1)]
+    masks = [_mask(start[0], 3, 0.5), None]
+    alone = [copy.deepcopy(m) for m in start]
+    ref = [train(m, data, hp, mask=k, seed=s) for m, k, s in zip(alone, masks, (0, 1), strict=True)]
+    together = [copy.deepcopy(m) for m in start]
+    got = train_stacked([Member(m, k, s) for m, k, s in zip(together, masks, (0, 1), strict=True)], data, hp)
+    for a, b, ra, rb in zip(alone, together, ref, got, strict=True):
+        assert all(torch.equal(w, b.state_dict()[key]) for key, w in a.state_dict().items())
+        assert rb.curve == ra.curve and rb.test_acc == ra.test_acc
 
 
 class _RowMixer(nn.Module):
@@ -123,6 +126,13 @@ def test_the_memory_check_splits_the_stack_or_trains_alone(digits, monkeypatch):
     assert p.groups == [[i] for i in range(7)] and "more than 50% of the" in p.notice
 
 
+def _untimed(obj):
+    """`obj` without its wall times (the one thing stacking changes)."""
+    if isinstance(obj, dict):
+        return {k: _untimed(v) for k, v in obj.items() if "wall" not in k}
+    return [_untimed(v) for v in obj] if isinstance(obj, list) else obj
+
+
 def _imp(out: Path, stacked: bool, tiny_imp: dict) -> Path:
     from pipelines import api
 
@@ -135,22 +145,22 @@ def test_imp_stacked_equals_one_after_another_and_resumes_per_seed(tmp_path, tin
     seq, stk = _imp(tmp_path / "seq", False, tiny_imp), _imp(tmp_path / "stk", True, tiny_imp)
     for seed in (0, 1):
         for level in (0, 1, 2):
-            a, b = Ticket.load(seq / f"seed-{seed}/level-{level}"), Ticket.load(stk / f"seed-{seed}/level-{level}")
-            assert all(torch.equal(a.mask[k], b.mask[k]) for k in a.mask)
-            assert all(torch.allclose(a.final[k], b.final[k], rtol=0, atol=1e-5) for k in a.final)
-            assert a.metrics["early_stop_iter"] == b.metrics["early_stop_iter"]
-            assert a.meta == b.meta and all(torch.equal(a.init[k], b.init[k]) for k in a.init)
+            d = f"seed-{seed}/level-{level}"
+            assert (seq / d / "ticket.json").read_bytes() == (stk / d / "ticket.json").read_bytes()
+            for f in ("init.safetensors", "mask.safetensors", "final.safetensors"):
+                assert (seq / d / f).read_bytes() == (stk / d / f).read_bytes()
+            for kind in ("reinit", "random"):
+                if level:
+                    a, b = (json.loads((r / d / f"control-{kind}.json").read_text()) for r in (seq, stk))
+                    assert _untimed(a) == _untimed(b)
     va, vb = (json.loads((d / "levels.json").read_text()) for d in (seq, stk))
-    for ra, rb in zip(va["levels"], vb["levels"], strict=True):
-        assert ra["verdict"] == rb["verdict"]
-        for key in ("test_acc_mean", "reinit_test_acc_mean", "random_test_acc_mean"):
-            assert ra.get(key) == pytest.approx(rb.get(key), abs=1e-9)
-    # A control lost after its ticket was saved is trained again alone, to the same result.
+    assert _untimed(va) == _untimed(vb)
+    # A control lost after its ticket was saved is trained again (alone now), to the same result.
     lost = stk / "seed-1/level-2/control-random.json"
     before, ticket = json.loads(lost.read_text()), (stk / "seed-1/level-2/ticket.json").stat().st_mtime_ns
     lost.unlink()
     (stk / "result.json").unlink()
     _imp(tmp_path / "stk", True, tiny_imp)
     after = json.loads(lost.read_text())
-    assert after["test_acc"] == pytest.approx(before["test_acc"], abs=1e-9) and after["density"] == before["density"]
+    assert _untimed(after) == _untimed(before)
     assert (stk / "seed-1/level-2/ticket.json").stat().st_mtime_ns == ticket
