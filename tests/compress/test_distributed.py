@@ -199,3 +199,41 @@ def test_rigl_under_two_ranks_resumes_from_rank_0s_checkpoint_and_matches_one_pr
         assert torch.equal(a[k], b[k]) if k.startswith("m.") else torch.allclose(a[k], b[k], rtol=0, atol=1e-10), k
     assert (ref / "history.json").read_text() == (out / "history.json").read_text()
     assert not _writes(tmp_path).get("1")
+
+
+def test_launch_flags_are_checked_and_stripped(monkeypatch):
+    from compress.errors import UsageError
+    from pipelines.cli import launch
+
+    argv = ["find", "imp", "--nproc", "2", "--nnodes=1", "-d", "digits", "--rdzv-endpoint", "h:1", "-q"]
+    assert launch.strip(argv) == ["find", "imp", "-d", "digits", "-q"]
+    assert not launch.requested(None, None, None) and not launch.requested(1, 1, None)
+    assert launch.requested(2, None, None) and launch.requested(1, 2, "10.0.0.1:29400")
+    for bad, words in (((1, 2, None), "needs --rdzv-endpoint"), ((1, 2, "host"), "HOST:PORT"),
+                       ((0, None, None), "at least 1")):
+        with pytest.raises(UsageError, match=words):
+            launch.requested(*bad)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(UsageError, match="already is rank 1"):
+        launch.requested(2, None, None)
+
+
+def test_the_launcher_names_the_rank_that_failed_first(tmp_path, capsys):
+    """A killed rank is the cause, not the rank the launcher stopped after it; a rank that left an explanation
+    (a lost peer, a timeout) is quoted; rank 0's own errors (bad input) were printed by rank 0 already."""
+    from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
+
+    from pipelines.cli import launch
+
+    none = str(tmp_path / "missing.json")
+    assert launch._explain({0: ProcessFailure(0, 10, -signal.SIGTERM, none),
+                            1: ProcessFailure(1, 11, -signal.SIGKILL, none)}) == 3
+    assert "rank 1 of the data-parallel job (pid 11) was killed by signal SIGKILL" in capsys.readouterr().err
+    said = tmp_path / "error.json"
+    said.write_text(json.dumps({"message": "the data-parallel job failed while averaging gradients: timed out",
+                                "timestamp": int(time.time()) - 60, "lottery": True}))
+    late_kill = ProcessFailure(1, 11, -signal.SIGKILL, none)  # the launcher's SIGKILL after the grace period
+    assert launch._explain({0: ProcessFailure(0, 10, 3, str(said)), 1: late_kill}) == 3
+    assert "rank 0: the data-parallel job failed while averaging gradients: timed out" in capsys.readouterr().err
+    assert launch._explain({0: ProcessFailure(0, 10, 2, none)}) == 2 and capsys.readouterr().err == ""
