@@ -7,6 +7,12 @@ once stacked, then the raised protocol the speed buys (15 rounds to ~3.5% densit
 same run: the float32 matmul limit of this machine (a 4096x4096 matmul, GFLOP/s, as samples/s of LeNet at
 6 x weights FLOPs per sample) and one model's masked vs unmasked training speed.
 
+One thread by default, for both runs and the limit: a batch-60 LeNet step gains ~6% from a second thread on
+these 2-core machines while a second thread fighting another job for the cores made it up to 16x slower
+(measured here), and the stacked members are computed bitwise as they would be alone, so at two threads the
+forward pass must use the lone model's two-thread matmul per member (MKL splits a two-thread matmul differently
+than a batched one) and only the backward pass is batched; `--threads 2` measures that.
+
 Floors (issue 16): batched wall <= 0.5x sequential with every accuracy within 0.1 pt; the batched run's
 training throughput >= 40% of the matmul limit; the raised protocol in <= 10 min with the ticket at ~3.5% >=
 dense - 1 pt and >= reinit + 2 pt (means of 3 seeds); masked training >= 0.9x unmasked samples/s.
@@ -110,7 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--raised-rounds", type=int, default=15)
     ap.add_argument("--raised-seeds", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2, help="PyTorch threads (the LTH benchmarks' protocol)")
+    ap.add_argument("--threads", type=int, default=1, help="PyTorch threads of both runs and of the limit "
+                                                          "(docstring: why one)")
     ap.add_argument("--step-iterations", type=int, default=1500, help="masked/unmasked speed: iterations per run")
     ap.add_argument("--repeats", type=int, default=5, help="masked/unmasked speed: runs of each, median")
     ap.add_argument("--out", type=Path, default=None, help="run root (default: a fresh temp dir)")
