@@ -210,6 +210,17 @@ def run_rank(main: Callable[[], Any]) -> int:
         code = e.exit_code
     except KeyboardInterrupt:
         code = 130
+    except Exception as e:  # noqa: BLE001 - a serving rank's bug: one paragraph, then leave (rank 0 sees it gone)
+        ops.broken()
+        from compress.distributed import hand_to_launcher
+
+        first = (str(e).splitlines() or [""])[0][:200]
+        text = (f"rank {env_rank()} failed with an unexpected error ({type(e).__name__}: {first}) while running a "
+                "training handed out by rank 0. This is a bug in lottery, not in your input; run the command in "
+                "one process to see the traceback.")
+        if not hand_to_launcher(text):
+            sys.stderr.write(f"error: {text}\n")
+        code = 3
     finally:
         try:
             stop()

@@ -102,7 +102,10 @@ def _train_stacked(members: list[Member], data: Dataset, hp: TrainHparams,
             p.grad = None
         per.sum().backward()
         losses = per.detach().clone()
-        ops.all_reduce_grads(params, [losses])
+        stats = [b for b in st.net.buffers() if b.is_floating_point()] if ops.world() > 1 else []
+        for b in stats:  # BatchNorm running statistics: averaged over the ranks, as `train` does
+            b.div_(ops.world())
+        ops.all_reduce_grads(params, [losses, *stats])
         for i, member in enumerate(views):
             for p, v in zip(params, member, strict=True):
                 v.grad = p.grad[i] if p.grad is not None else None
