@@ -57,3 +57,9 @@ class NonFiniteLossError(LotteryError):
         super().__init__(f"training stopped: the loss became {loss} at iteration {iteration} of {total}"
                          f"{f' ({detail})' if detail else ''}. Lower the learning rate, add warm-up, or check the "
                          "data for extreme values; nothing after this iteration was trained.")
+
+
+class DistributedError(LotteryError):
+    """A data-parallel job lost a rank (died, killed, unreachable) or could not start; the message says which."""
+
+    exit_code = 3

@@ -100,6 +100,10 @@ class ControlHparams(Hparams):
                                help="Allowed drop below dense accuracy for a 'winning' ticket.")
     margin: float = setting(0.005, lo=-1.0, hi=1.0, digest=False,
                             help="Lead over each control needed for a 'winning' ticket.")
+    stacked: bool = setting(True, digest=False,
+                            help="Train the controls (in IMP: with the tickets of every seed of a level) together "
+                                 "as one stacked model: the same results within float tolerance, faster for small "
+                                 "models. Used only where it is faster and fits in memory; false: one after another.")
 
     def validate(self) -> None:
         bad = [c for c in self.controls if c not in CONTROLS]

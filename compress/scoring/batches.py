@@ -14,6 +14,19 @@ from compress.models import prunable
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
+def batch_loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Mean cross-entropy of one batch, or under a data-parallel job this rank's part of it (its share of the
+    rows, summed and divided by the whole batch's size): the ranks' gradients then sum to the batch's."""
+    import torch.nn.functional as F
+
+    from compress.distributed import ops
+
+    if ops.world() == 1:
+        return F.cross_entropy(net(x) / temperature, y)
+    rows = ops.share(torch.arange(len(y)))
+    return F.cross_entropy(net(x[rows]) / temperature, y[rows], reduction="sum") / len(y)
+
+
 def require(name: str, batches: Sequence[Batch] | None) -> list[Batch]:
     """The batches as a list, or a `UsageError` when a data-driven scorer got none."""
     got = list(batches or [])

@@ -18,31 +18,46 @@ import copy
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from compress.scoring.batches import Batch, require, working_copy
+from compress.scoring.batches import Batch, batch_loss, require, working_copy
 
 _REDRAW_SEED = 0x6772617370  # "grasp": keeps the redraw's stream apart from the model's init stream
 
 
 def hessian_gradient_product(model: nn.Module, batches: Sequence[Batch], temperature: float = 200.0
                              ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """(g, H g) over the prunable weights of `model` for L = sum over batches of CE(model(x) / T, y)."""
+    """(g, H g) over the prunable weights of `model` for L = sum over batches of CE(model(x) / T, y).
+
+    Under a data-parallel job each rank works on its share of every batch: g and H g are sums over samples,
+    so the all-reduced shares are exactly the whole batches' (H g uses the all-reduced g)."""
     data = require("grasp", batches)
+    from compress.distributed import dispatch
+
+    if dispatch.should_dispatch():
+        return dispatch.call(_hessian_gradient_product, (model, data, temperature))
+    return _hessian_gradient_product(model, data, temperature)
+
+
+def _hessian_gradient_product(model: nn.Module, data: list[Batch], temperature: float
+                              ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    from compress.distributed import ops
+
     net, weights = working_copy(model)
     net.train()
     names, params = list(weights), list(weights.values())
     grads = [torch.zeros_like(p) for p in params]
     for x, y in data:
-        gs = torch.autograd.grad(F.cross_entropy(net(x) / temperature, y), params)
+        gs = torch.autograd.grad(batch_loss(net, x, y, temperature), params)
         grads = [a + b.detach() for a, b in zip(grads, gs, strict=True)]
+    ops.all_reduce_sum_(grads, "all-reducing GraSP's gradient")
     hg = [torch.zeros_like(p) for p in params]
     for x, y in data:
-        gs = torch.autograd.grad(F.cross_entropy(net(x) / temperature, y), params, create_graph=True)
+        gs = torch.autograd.grad(batch_loss(net, x, y, temperature), params, create_graph=True)
         z = sum((g * c).sum() for g, c in zip(gs, grads, strict=True))
         hs = torch.autograd.grad(z, params)
         hg = [a + b.detach() for a, b in zip(hg, hs, strict=True)]
+    ops.all_reduce_sum_(hg, "all-reducing GraSP's Hessian-gradient product")
     return dict(zip(names, grads, strict=True)), dict(zip(names, hg, strict=True))
 
 

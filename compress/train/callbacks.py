@@ -39,6 +39,10 @@ class LoopState:
         """Train under `new` from now on; return per-layer (dropped, grown) counts."""
         if self.mask is None:
             raise ValueError("set_mask needs a training started with a mask")
+        from compress.distributed import ops
+
+        if ops.world() > 1:  # computed alike on every rank from all-reduced gradients: checked, rank 0's kept
+            new = Mask(ops.agree("mask", dict(new)))
         counts = change_mask(self.model, self.optimizer, self.mask, new)
         self.mask = Mask(new)
         self.masked = masked_params(self.model, self.mask)

@@ -6,13 +6,17 @@ gradients, which leaves zero weights and zero state at zero for SGD, Adam and Ad
 (compress.train.callbacks) hook in around the optimizer step and may change the mask; checkpoints
 (compress.train.checkpoint) let a killed run resume to the same result. A NaN or infinite loss stops
 training with `NonFiniteLossError` naming the iteration.
+
+Data-parallel under a distributed job (compress.distributed): rank 0 hands the training to every rank, each
+takes its share of the same shuffled global batch, the loss is scaled by the global batch size so that the
+summed gradients are the global mean gradient, and one all-reduce per step sums gradients, loss and
+BatchNorm running statistics (averaged). BatchNorm normalizes with each rank's own part of the batch, as
+DDP without SyncBatchNorm does; models without it match a one-process run within float tolerance.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,13 +27,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from compress.data import Dataset, batches
-from compress.errors import NonFiniteLossError, RunDirError
+from compress.distributed import ops
+from compress.errors import NonFiniteLossError
 from compress.mask import Mask
 from compress.train import checkpoint as ckpt
 from compress.train.callbacks import Callback, LoopState
 from compress.train.hparams import TrainHparams
 from compress.train.masking import mask_grads, masked_params, remask
 from compress.train.optim import make_optimizer, make_scheduler
+from compress.train.resume import resume as _resume
+from compress.train.resume import save_checkpoint as _checkpoint
 
 # Kept importable under their historical names (tests and callers use them).
 _masked_params, _remask = masked_params, remask
@@ -64,12 +71,20 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     was_training = model.training
     model.eval()
     loss, correct = 0.0, 0
+    n = len(y)
+    if ops.world() > 1:  # a dispatched training: each rank scores its share, the sums are all-reduced
+        mine = ops.share(torch.arange(n))
+        x, y = x[mine], y[mine]
     for xb, yb in batches(x, y, batch_size):
         out = model(xb)
         loss += F.cross_entropy(out, yb, reduction="sum").item()
         correct += int((out.argmax(1) == yb).sum())
     model.train(was_training)
-    return loss / len(y), correct / len(y)
+    if ops.world() > 1:
+        sums = torch.tensor([loss, float(correct)], dtype=torch.float64)
+        ops.all_reduce_sum_([sums], "evaluating")
+        loss, correct = float(sums[0]), int(sums[1])
+    return loss / n, correct / n
 
 
 @torch.no_grad()
@@ -98,11 +113,25 @@ def train(
 
     `callbacks` hook in around the optimizer step (compress.train.callbacks). With `checkpoint_dir` and
     `checkpoint_every` > 0 a checkpoint is written every that many iterations, and a call that finds one
-    there resumes from it to the same result as an uninterrupted run.
+    there resumes from it to the same result as an uninterrupted run. Under a distributed job the training
+    runs data-parallel on every rank (module docstring); only rank 0 calls `on_eval` and writes checkpoints.
     """
+    from compress.distributed import dispatch
+
+    if dispatch.should_dispatch():
+        return dispatch.call(_train, (model, data, hp, mask, seed, tuple(snapshot_at)),
+                             {"callbacks": tuple(callbacks), "checkpoint_every": checkpoint_every},
+                             leader={"on_eval": on_eval, "checkpoint_dir": checkpoint_dir})
+    return _train(model, data, hp, mask, seed, snapshot_at, on_eval, callbacks, checkpoint_dir, checkpoint_every)
+
+
+def _train(model: nn.Module, data: Dataset, hp: TrainHparams, mask: Mask | None = None, seed: int = 0,
+           snapshot_at: Iterable[int] = (), on_eval: EvalHook | None = None, callbacks: Sequence[Callback] = (),
+           checkpoint_dir: str | Path | None = None, checkpoint_every: int = 0) -> TrainResult:
     start = time.perf_counter()
     gen = torch.Generator().manual_seed(seed)
-    opt = make_optimizer([p for p in model.parameters() if p.requires_grad], hp)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = make_optimizer(params, hp)
     total = hp.total_iterations(len(data.y_train))
     st = LoopState(model, opt, make_scheduler(opt, hp, total), hp, total,
                    mask=Mask(mask) if mask is not None else None, masked=masked_params(model, mask))
@@ -111,7 +140,7 @@ def train(
     remask(opt, st.masked)
     order, pos, best, elapsed = None, 0, float("inf"), 0.0
     fingerprint = {"hp": hp.to_dict(), "seed": seed, "total": total, "n_train": len(data.y_train)}
-    found = ckpt.latest(checkpoint_dir)
+    found = ops.from_leader(lambda: ckpt.latest(checkpoint_dir), "sharing the checkpoint to resume from")
     if found is not None:
         order, pos, best, elapsed = _resume(found, st, gen, result, callbacks, fingerprint, checkpoint_dir)
     elif 0 in snaps:
@@ -124,11 +153,15 @@ def train(
             order, pos = torch.randperm(n, generator=gen), 0  # the same draws as compress.data.batches
         idx = order[pos : pos + hp.batch_size]
         pos += hp.batch_size
-        st.loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
+        if ops.world() == 1:
+            st.loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
+        else:
+            st.loss = _data_parallel_step(model, data, idx, params)
         if not bool(torch.isfinite(st.loss)):
             raise NonFiniteLossError(st.step + 1, total, st.loss.item(), f"{hp.optimizer}, lr {hp.lr:g}")
-        opt.zero_grad(set_to_none=True)
-        st.loss.backward()
+        if ops.world() == 1:
+            opt.zero_grad(set_to_none=True)
+            st.loss.backward()
         skip = [cb.before_step(st) for cb in callbacks]
         if not any(skip):
             mask_grads(st.masked)
@@ -151,6 +184,23 @@ def train(
     return result
 
 
+def _data_parallel_step(model: nn.Module, data: Dataset, idx: torch.Tensor, params: list[torch.Tensor]
+                        ) -> torch.Tensor:
+    """This rank's share of one global batch: forward, backward, then gradients, the loss and the BatchNorm
+    running statistics summed over the ranks (statistics averaged). Returns the global batch's mean loss."""
+    rows = ops.share(idx)
+    loss = F.cross_entropy(model(data.x_train[rows]), data.y_train[rows], reduction="sum") / len(idx)
+    for p in params:
+        p.grad = None
+    loss.backward()
+    stats = [b for b in model.buffers() if b.is_floating_point()]
+    for b in stats:
+        b.div_(ops.world())
+    total = loss.detach().reshape(1).clone()
+    ops.all_reduce_grads(params, [total, *stats])
+    return total[0]
+
+
 def _record(model: nn.Module, data: Dataset, step: int, total: int, result: TrainResult, best: float,
             on_eval: EvalHook | None) -> float:
     val_loss, val_acc = evaluate(model, data.x_val, data.y_val)
@@ -165,52 +215,3 @@ def _record(model: nn.Module, data: Dataset, step: int, total: int, result: Trai
 
 def _state(model: nn.Module) -> dict[str, torch.Tensor]:
     return copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
-
-
-def _checkpoint(directory: str | Path, st: LoopState, gen: torch.Generator, order: torch.Tensor | None, pos: int,
-                best: float, elapsed: float, result: TrainResult, callbacks: Sequence[Callback],
-                fingerprint: dict) -> None:
-    tensors = {f"model.{k}": v for k, v in st.model.state_dict().items()}
-    tensors["gen"], tensors["rng"] = gen.get_state(), torch.get_rng_state()
-    if order is not None:
-        tensors["order"] = order
-    for k, v in (st.mask or {}).items():
-        tensors[f"mask.{k}"] = v.to(torch.uint8)
-    for it, snap in result.snapshots.items():
-        tensors.update({f"snap.{it}.{k}": v for k, v in snap.items()})
-    info = {"fingerprint": fingerprint, "pos": pos, "best": best if math.isfinite(best) else None,
-            "elapsed_s": elapsed, "has_mask": st.mask is not None,
-            "optimizer": ckpt.optimizer_state(st.optimizer, tensors), "scheduler": st.scheduler.state_dict(),
-            "result": {"curve": result.curve, "early_stop_iter": result.early_stop_iter,
-                       "val_loss": result.val_loss, "val_acc": result.val_acc, "snapshots": sorted(result.snapshots)},
-            "callbacks": [ckpt.split(f"cb{i}.", cb.state_dict(), tensors) for i, cb in enumerate(callbacks)]}
-    ckpt.save(directory, st.step, tensors, info)
-
-
-def _resume(found: tuple[dict, dict], st: LoopState, gen: torch.Generator, result: TrainResult,
-            callbacks: Sequence[Callback], fingerprint: dict,
-            directory: str | Path | None) -> tuple[torch.Tensor | None, int, float, float]:
-    tensors, info = found
-    if json.loads(json.dumps(fingerprint)) != info.get("fingerprint") or len(info["callbacks"]) != len(callbacks):
-        raise RunDirError(f"the checkpoint in {directory} belongs to a different training (settings, seed, data "
-                          "size or callbacks differ). It was left untouched; move it away or pass another "
-                          "checkpoint directory.")
-    with torch.no_grad():
-        st.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    if info["has_mask"]:
-        st.mask = Mask({k[5:]: v for k, v in tensors.items() if k.startswith("mask.")})
-        st.masked = masked_params(st.model, st.mask)
-    ckpt.load_optimizer_state(st.optimizer, info["optimizer"], tensors)
-    st.scheduler.load_state_dict(info["scheduler"])
-    gen.set_state(tensors["gen"])
-    torch.set_rng_state(tensors["rng"])
-    st.step = info["iteration"]
-    r = info["result"]
-    result.curve, result.early_stop_iter = r["curve"], r["early_stop_iter"]
-    result.val_loss, result.val_acc = r["val_loss"], r["val_acc"]
-    for it in r["snapshots"]:
-        result.snapshots[it] = {k[len(f"snap.{it}."):]: v for k, v in tensors.items() if k.startswith(f"snap.{it}.")}
-    for i, cb in enumerate(callbacks):
-        cb.load_state_dict(ckpt.join(f"cb{i}.", info["callbacks"][i], tensors))
-    best = info["best"] if info["best"] is not None else float("inf")
-    return tensors.get("order"), info["pos"], best, info["elapsed_s"]

@@ -54,4 +54,10 @@ def __getattr__(name: str) -> Any:
 def main() -> None:
     # Shell completion needs every command's options; a normal call only the invoked one's.
     argv = None if os.environ.get("_LOTTERY_COMPLETE") else sys.argv[1:]
+    from compress import distributed
+
+    if distributed.launched():  # a rank of a data-parallel job: rank 0 runs the command, the others serve it
+        from compress.distributed.dispatch import run_rank
+
+        sys.exit(run_rank(lambda: build_app(argv)(prog_name="lottery")))
     build_app(argv)(prog_name="lottery")  # prog_name: also under `python -m pipelines.cli`

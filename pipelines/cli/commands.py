@@ -21,6 +21,7 @@ from compress.hparams import Hparams
 from compress.method import INPUT_SCOPE, Method, Scope
 
 SCOPE_PANEL, SETTINGS_PANEL, RUN_PANEL = "Model, data and seed", "Settings", "Output"
+PARALLEL_PANEL = "Data-parallel (torch.distributed)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +114,20 @@ def method_flags(m: Method) -> tuple[list[Flag], list[Flag]]:
 
 INPUTS_OWN = "the input's"
 COMMON_NAMES = [("--set",), ("--gate",), ("--out", "-o"), ("--json",), ("--quiet", "-q"), ("--debug",),
-                ("--trust-code",)]
+                ("--trust-code",), ("--nproc",), ("--nnodes",), ("--rdzv-endpoint",)]
+
+
+def parallel_options() -> list[tuple[str, Any, Any]]:
+    """`--nproc`, `--nnodes`, `--rdzv-endpoint`: the same command run data-parallel (pipelines.cli.launch)."""
+    return [
+        ("nproc", int | None, typer.Option(None, "--nproc", rich_help_panel=PARALLEL_PANEL, show_default="1", help=(
+            "Processes on this machine: relaunch this command through torch.distributed.run, every training "
+            "data-parallel (gloo on CPU, nccl on CUDA); rank 0 alone writes the run directory."))),
+        ("nnodes", int | None, typer.Option(None, "--nnodes", rich_help_panel=PARALLEL_PANEL, show_default="1",
+                                            help="Machines in the job (run the same command on each).")),
+        ("rdzv_endpoint", str | None, typer.Option(None, "--rdzv-endpoint", rich_help_panel=PARALLEL_PANEL, help=(
+            "HOST:PORT of the first machine, the same on every machine (needed with --nnodes > 1)."))),
+    ]
 
 
 def takes_ticket(m: Method) -> bool:
@@ -148,7 +162,7 @@ def _common(m: Method) -> list[inspect.Parameter]:
             "Allow importing a module:factory model named inside the input's run directory (like unpickling: "
             "it runs that module's code)."))),
     ]
-    params = [inspect.Parameter(n, kw, default=d, annotation=a) for n, a, d in opts]
+    params = [inspect.Parameter(n, kw, default=d, annotation=a) for n, a, d in opts + parallel_options()]
     if takes_ticket(m):
         params.insert(0, inspect.Parameter("level", kw, annotation=int | None, default=typer.Option(
             None, "--level", help="Level to take from a run directory (default: its selected level).",
@@ -170,8 +184,11 @@ def make_command(m: Method) -> Any:
     params += [_param(f) for f in scope_flags + setting_flags] + _common(m)
 
     def command(**kw: Any) -> None:
+        from pipelines.cli import launch
         from pipelines.cli.run_method import run_method
 
+        if launch.requested(kw.get("nproc"), kw.get("nnodes"), kw.get("rdzv_endpoint")):
+            raise typer.Exit(launch.relaunch(kw.get("nproc"), kw.get("nnodes"), kw.get("rdzv_endpoint")))
         given_scope = {f.dotted: kw[f.param] for f in scope_flags if kw.get(f.param) is not None}
         given = {f.dotted: _plain(kw[f.param]) for f in setting_flags if kw.get(f.param) is not None}
         for item in kw.get("set_") or []:

@@ -13,7 +13,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from compress.errors import LotteryError
+from compress.distributed import hand_to_launcher
+from compress.errors import DistributedError, LotteryError
 
 F = TypeVar("F", bound=Callable[..., Any])
 # Logs and CI capture stdout without a terminal: keep tables at a readable width there.
@@ -55,7 +56,8 @@ def friendly(fn: F) -> F:
         except LotteryError as e:
             if kwargs.get("debug"):
                 raise
-            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+            if not (isinstance(e, DistributedError) and hand_to_launcher(str(e))):  # `--nproc`: said once, there
+                err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("interrupted: finished steps are saved; run the same command again to resume.")

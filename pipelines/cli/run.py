@@ -10,9 +10,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pipelines.cli.commands import show
+from pipelines.cli.commands import parallel_options, show
 from pipelines.cli.common import err_console, friendly, out_console, pct, print_json, setup_logging
 
+PARALLEL = {name: option for name, _, option in parallel_options()}
 STATUS_STYLE = {"passed": "green", "failed": "bold red", "skipped": "yellow", "not_run": "dim", "error": "red"}
 
 
@@ -68,6 +69,9 @@ def register(app: typer.Typer) -> None:
         trust_code: Annotated[bool, typer.Option("--trust-code", help=(
             "Allow importing module:factory models named inside an input's run directory (runs their code)."))]
         = False,
+        nproc: int | None = PARALLEL["nproc"],
+        nnodes: int | None = PARALLEL["nnodes"],
+        rdzv_endpoint: str | None = PARALLEL["rdzv_endpoint"],
     ) -> None:
         """Run a pipeline end to end: stages chained with accuracy/latency/size gates.
 
@@ -75,9 +79,12 @@ def register(app: typer.Typer) -> None:
         setting reruns that stage and the later ones. Writes report.json, report.md and plots into
         OUT/pipelines/NAME-DIGEST/. Exit code 1 when a gate fails, 2 for bad input.
         """
+        from pipelines.cli import launch
         from pipelines.progress import progress_for
         from pipelines.runner import Pipeline, failed_summary
 
+        if not dry_run and launch.requested(nproc, nnodes, rdzv_endpoint):
+            raise typer.Exit(launch.relaunch(nproc, nnodes, rdzv_endpoint))
         setup_logging(quiet or as_json)
         pipe = Pipeline.load(pipeline).with_settings(set_)
         if dry_run:
