@@ -39,7 +39,9 @@ def difference_noise(problem: BilevelProblem, start: tuple[Tensors, Tensors], en
     """E_B |D_B - D|^2 / |D|^2 for D = (gradient at `end`) - (gradient at `start`), for the lower gradient
     and the Neumann hypergradient, over `draws` minibatches of `batch` samples: the noise of one recursive
     correction relative to the change it tracks (0 for full batches). Beside it (`fresh_*`), E_B |G_B - G|^2
-    / |G|^2 at `start`: the relative variance of a fresh minibatch estimate, what the correction replaces."""
+    / |G|^2 at `start`: the relative variance of a fresh minibatch estimate, what the correction replaces;
+    and (`*_correction_to_fresh`) E_B |D_B - D|^2 / E_B |G_B - G|^2: the noise one correction adds as a
+    fraction of the noise of a fresh estimate (a recursion adds one correction per step until a refresh)."""
     def diff(upper: Batch, lower: Batch) -> tuple[Tensors, Tensors]:
         (u1, v1), (u0, v0) = (neumann_with_lower(problem, *end, upper, lower, eta, q),
                               neumann_with_lower(problem, *start, upper, lower, eta, q))
@@ -55,6 +57,10 @@ def difference_noise(problem: BilevelProblem, start: tuple[Tensors, Tensors], en
         for key, est, exact in (("lower_grad", du, exact_u), ("hypergrad", dv, exact_v),
                                 ("fresh_lower_grad", gu, grad_u), ("fresh_hypergrad", gv, grad_v)):
             sums[key] += _relative(est, exact) ** 2 / draws
+    for level in ("lower_grad", "hypergrad"):
+        exact_d, exact_g = (exact_u, grad_u) if level == "lower_grad" else (exact_v, grad_v)
+        sums[f"{level}_correction_to_fresh"] = sums[level] * norm(exact_d) ** 2 / max(
+            sums[f"fresh_{level}"] * norm(exact_g) ** 2, 1e-300)
     return sums
 
 
