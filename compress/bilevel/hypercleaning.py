@@ -8,9 +8,11 @@ training sample; the lower variable is a linear classifier W (classes x (feature
     f(lambda, W; V) = mean_{j in V} CE(W x_j, y_j)          (validation samples, clean labels)
 
 Defaults as in the public code (JunjieYang97/MRVRBO mnist_exp.py): reg = 0.001, lambda_0 = 0, W_0
-Kaiming-normal (fan_out). Departures: labels are flipped once per run (the code re-draws the noise at
-every call, so no sample is consistently mislabelled); each lambda_i weighs its own sample (the code
-updates a slice of lambda unrelated to the batch it was computed on).
+Kaiming-normal (fan_out). Departures: labels are flipped once per run (the code flips that fraction of a batch's
+labels in place every time the batch is used, so the flips accumulate and the stored labels drift towards
+uniformly random ones); each lambda_i weighs its own sample (the code updates a slice of lambda unrelated
+to the batch it was computed on). The full list, with the experiment's other differences (data, metric,
+clock), is `compress.bilevel.hypercleaning_reference.DIFFERENCES`.
 """
 
 from __future__ import annotations

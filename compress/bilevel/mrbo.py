@@ -4,15 +4,21 @@ Single loop, STORM-style recursive momentum on both the lower gradient u and the
 
     u_k = grad_y g(x_k, y_k; B) + (1 - beta_k) (u_{k-1} - grad_y g(x_{k-1}, y_{k-1}; B))
     v_k = dPhi^(x_k, y_k; B')  + (1 - alpha_k) (v_{k-1} - dPhi^(x_{k-1}, y_{k-1}; B'))
-    y_{k+1} = y_k - lambda * eta_k * u_k,     x_{k+1} = x_k - beta * eta_k * v_k
+    y_{k+1} = y_k - lambda * eta_k * u_k,     x_{k+1} = x_k - gamma * eta_k * v_k
     eta_k = t / (m + k)^(1/3),   alpha_{k+1} = c1 * eta_k^2,   beta_{k+1} = c2 * eta_k^2
 
-(u_0, v_0 are plain stochastic gradients.) Each correction evaluates both points on the same batch.
-Defaults: t = m^(1/3) so eta_0 = 1 and eta_{k+1} = eta_k ((k+m)/(k+m+1))^(1/3), the public code's
-recursion (JunjieYang97/MRVRBO); c1 = c2 = 0.9, its first momentum weights. Departures from that code,
-which are bugs there rather than choices: it multiplies alpha_k and beta_k by eta_k^2 cumulatively (they
-vanish within a few iterations, turning MRBO into plain SARAH); here alpha_{k+1} = c1 eta_k^2 as in the
-paper, clipped to [0, 1]. Its m = 0.1 makes eta fall to 0.2 by k = 10; m is a setting (default 50).
+(u_0, v_0 are plain stochastic gradients.) Each correction evaluates both points on the same batch, so with
+exact gradients u_k and v_k are exact (tested). Defaults: t = m^(1/3) so eta_0 = 1; c1 = c2 = 0.9 and
+lambda = gamma = 0.1, the public code's values (JunjieYang97/MRVRBO mnist_exp.py); m = 50.
+
+What the public code actually runs differs from Algorithm 1: it re-assigns eta_k = 1, alpha_k = beta_k = 0.9
+and m = 0.1 at the top of every iteration, so its schedule (eta_{k+1} = eta_k ((k+m)/(k+m+1))^(1/3),
+alpha_k, beta_k multiplied by eta_k^2) is computed and discarded: it runs with constant eta = 1 and
+alpha = beta = 0.9. Here that is the limit m -> inf (m = 1e9 keeps eta_k > 0.9999 for 10^5 iterations),
+a member of the paper's family (m >= t^3). The code also moves y twice per iteration with the same u and
+x twice with the same v (effective step sizes 2 lambda and 2 gamma), evaluates the hypergradient after the
+first y move, and pairs the weights it updates with unrelated samples; none of that is reproduced.
+The code's intended schedule (m = 0.1) decays eta to 0.21 by k = 10 and 0.046 by k = 1000.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from compress.bilevel.problem import BilevelProblem, Oracle, Tensors, axpy, lin
 @dataclass(frozen=True)
 class MrboSettings:
     lower_lr: float = 0.1  # lambda
-    upper_lr: float = 0.1  # beta
+    upper_lr: float = 0.1  # gamma
     batch_size: int = 1000  # lower batch B (also the hypergradient's lower batch)
     upper_batch_size: int = 1000
     m: float = 50.0
@@ -46,7 +52,9 @@ def storm(fresh: Tensors, previous_estimate: Tensors, fresh_at_old: Tensors, wei
 
 
 class MRBO(BilevelOptimizer):
-    """MRBO: momentum-based recursive bilevel optimizer (single loop)."""
+    """MRBO: momentum-based recursive bilevel optimizer (single loop).
+
+    After each step, `u` and `v` estimate grad_y g and dPhi/dx at `estimate_at` = (x_old, y_old)."""
 
     def __init__(self, problem: BilevelProblem, x: Tensors, y: Tensors, settings: MrboSettings | None = None,
                  oracle: Oracle | None = None, seed: int = 0) -> None:
@@ -72,3 +80,7 @@ class MRBO(BilevelOptimizer):
         self.x = axpy(-s.upper_lr * eta, v, self.x)
         self.alpha, self.beta = min(1.0, s.c1 * eta**2), min(1.0, s.c2 * eta**2)
         self.iteration += 1
+
+    @property
+    def estimate_at(self) -> tuple[Tensors, Tensors]:
+        return self.x_old, self.y_old

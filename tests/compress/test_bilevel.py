@@ -116,17 +116,73 @@ def test_vrbo_follows_its_recursion(quad):
     for k in range(steps):
         if k % 2 == 0:
             u, v = both(xs, ys, *draw())
-        x_new = xs - 0.2 * v
-        points = [(xs, ys)]
-        for _ in range(3):
+            at = (xs, ys)  # the point the estimates track
+        xs = xs - 0.2 * v
+        for _ in range(3):  # SPIDER: every correction runs from the estimates' point to the current one
             upper, lower = draw()
-            (u1, v1), (u0, v0) = both(x_new, ys, upper, lower), both(*points[-1], upper, lower)
-            u, v = u + u1 - u0, v + v1 - v0
-            points.append((x_new, ys))
+            (u1, v1), (u0, v0) = both(xs, ys, upper, lower), both(*at, upper, lower)
+            u, v, at = u + u1 - u0, v + v1 - v0, (xs, ys)
             ys = ys - 0.3 * u
-        xs = x_new
     assert next(log, None) is None  # every drawn batch was replayed
     assert torch.allclose(opt.x[0], xs, atol=1e-12) and torch.allclose(opt.y[0], ys, atol=1e-12)
+
+
+class FullBatch(QuadraticBilevel):
+    """Every batch is the whole pool, so every stochastic gradient is the exact one."""
+
+    def sample_lower(self, size, gen):
+        return torch.arange(len(self.noise_g))
+
+    def sample_upper(self, size, gen):
+        return torch.arange(len(self.noise_f))
+
+
+@pytest.fixture
+def exact() -> FullBatch:
+    q = QuadraticBilevel.random(DX, DY, seed=4)
+    return FullBatch(q.a, q.b, q.c, q.mu, q.noise_g, q.noise_f)
+
+
+def _exact_at(p: FullBatch, xv: torch.Tensor, yv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    pool = torch.arange(len(p.noise_g))
+    return p.lower_grad(xv, yv, pool), p.neumann(xv, yv, pool, 0.5, 3)
+
+
+def test_mrbo_with_exact_gradients_is_gradient_descent_with_the_paper_schedule(exact):
+    """STORM's estimates are exact when the gradients are (Yang et al., Alg. 1): MRBO is then simultaneous
+    gradient descent with steps lambda eta_k and gamma eta_k, whatever the momentum weights."""
+    x, y = _start()
+    opt = MRBO(exact, x, y, MrboSettings(0.4, 0.3, 8, 8, m=3.0, c1=0.5, c2=0.2), NeumannOracle(0.5, 3))
+    xs, ys = x[0], y[0]
+    for k in range(6):
+        opt.step()
+        u, v = _exact_at(exact, xs, ys)
+        assert torch.allclose(opt.u[0], u, atol=1e-12) and torch.allclose(opt.v[0], v, atol=1e-12)
+        assert all(torch.allclose(a[0], b, atol=1e-12) for a, b in zip(opt.estimate_at, (xs, ys), strict=True))
+        eta = 3.0 ** (1 / 3) / (3.0 + k) ** (1 / 3)
+        xs, ys = xs - 0.3 * eta * v, ys - 0.4 * eta * u
+    assert torch.allclose(opt.x[0], xs, atol=1e-12) and torch.allclose(opt.y[0], ys, atol=1e-12)
+
+
+def test_vrbo_with_exact_gradients_tracks_them_between_refreshes(exact):
+    """SPIDER's estimates are exact when the gradients are, at every inner step and across outer
+    iterations without a refresh (period 4): no move of x or y may be left out of the recursion."""
+    x, y = _start()
+    opt = VRBO(exact, x, y, VrboSettings(0.3, 0.3, period=4, inner_steps=2, large_batch=8, small_batch=8),
+               NeumannOracle(0.5, 3))
+    xs, ys = x[0], y[0]
+    at = (xs, ys)
+    for k in range(7):
+        opt.step()
+        if k % 4 == 0:
+            at = (xs, ys)  # refresh: the estimates are formed at the current point
+        xs = xs - 0.3 * _exact_at(exact, *at)[1]  # otherwise at the last inner point, one lower step back
+        for _ in range(3):
+            u, v = _exact_at(exact, xs, ys)
+            at, ys = (xs, ys), ys - 0.3 * u
+        assert all(torch.allclose(a[0], b, atol=1e-11) for a, b in zip(opt.estimate_at, at, strict=True))
+        assert torch.allclose(opt.u[0], u, atol=1e-11) and torch.allclose(opt.v[0], v, atol=1e-11)
+    assert torch.allclose(opt.x[0], xs, atol=1e-11) and torch.allclose(opt.y[0], ys, atol=1e-11)
 
 
 @pytest.mark.parametrize("name", ["stocbio", "mrbo", "vrbo"])
@@ -166,3 +222,20 @@ def test_hypercleaning_learns_to_down_weight_flipped_samples(digits):
     after = p.evaluate(opt.x, opt.y)
     assert after["val_loss"] < 0.5 * before["val_loss"]
     assert after["weight_gap"] > 0.05  # clean samples now weigh more than flipped ones
+
+
+def test_diagnostics_are_zero_for_exact_estimates_and_find_the_lower_curvature(exact):
+    from compress.bilevel.diagnostics import difference_noise, estimate_errors, top_hessian_eigenvalue
+
+    x, y = _start()
+    opt = MRBO(exact, x, y, MrboSettings(0.4, 0.3, 8, 8), NeumannOracle(0.5, 3))
+    for _ in range(3):
+        opt.step()
+    pool = (torch.arange(len(exact.noise_f)), torch.arange(len(exact.noise_g)))
+    gen = torch.Generator().manual_seed(0)
+    errors = estimate_errors(exact, *opt.estimate_at, opt.u, opt.v, pool, (5,), gen, 0.5, 3)
+    assert max(errors.values()) < 1e-12 and set(errors) == {"u_error", "v_error", "fresh5_u_error", "fresh5_v_error"}
+    noise = difference_noise(exact, (opt.x, opt.y), opt.estimate_at, pool, 5, 3, gen, 0.5, 3)
+    assert max(noise.values()) < 1e-20
+    lam = top_hessian_eigenvalue(exact, x, y, pool[1], iters=200)
+    assert abs(lam - float(torch.linalg.eigvalsh(exact.a).max())) < 1e-8  # g's Hessian in y is A
