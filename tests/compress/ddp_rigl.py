@@ -13,16 +13,25 @@ import torch
 
 
 def main(out: Path) -> None:
+    # float64: the ranks' shares are summed in another order than one process sums the batch; in float32 600
+    # SGD steps amplify that to ~1e-4 relative, in float64 it stays ~1e-15, so the comparison can be exact.
+    threads, dtype = torch.get_num_threads(), torch.get_default_dtype()
+    torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float64)
+    try:
+        _train(out)
+    finally:  # called in the test's own process too: leave the defaults as they were for the next tests
+        torch.set_num_threads(threads)
+        torch.set_default_dtype(dtype)
+
+
+def _train(out: Path) -> None:
     from compress import data as datasets
     from compress.dst.settings import DstHparams, paper_train
     from compress.dst.trainer import run
     from compress.io import save_tensors
     from compress.models import ModelSpec
 
-    # float64: the ranks' shares are summed in another order than one process sums the batch; in float32 600
-    # SGD steps amplify that to ~1e-4 relative, in float64 it stays ~1e-15, so the comparison can be exact.
-    torch.set_num_threads(1)
-    torch.set_default_dtype(torch.float64)
     ds = copy.copy(datasets.get("digits"))
     for split in ("x_train", "x_val", "x_test"):
         setattr(ds, split, getattr(ds, split).double())
