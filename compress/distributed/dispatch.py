@@ -182,7 +182,7 @@ def stop() -> None:
             pass
     if _S["stop"] is not None:
         _S["stop"].set()
-    if not ops.is_broken():
+    if not ops.is_broken() and _rank() == 0:  # a serving rank leaves without it: see run_rank's exit
         dist.destroy_process_group()
     _S["started"] = False
 
@@ -227,7 +227,12 @@ def run_rank(main: Callable[[], Any]) -> int:
         except Exception:  # noqa: BLE001 - leaving a broken group must not mask the exit code
             ops.broken()
     code = code if isinstance(code, int) else (0 if code is None else 1)
-    if ops.is_broken():  # gloo's threads abort the interpreter's normal exit once a peer is gone
+    # Leave without the interpreter's normal exit where a peer may already be gone: gloo's and the store's threads
+    # then abort it (SIGABRT, "terminate called without an active exception"). That happens to a broken group, and
+    # to a serving rank whose rank 0 has finished: with several machines, rank 0's launcher may close the
+    # rendezvous store while this rank is still leaving (seen in the two-launcher test), and the launcher would
+    # report this rank's finished, successful run as killed. A serving rank has nothing left to write.
+    if ops.is_broken() or env_rank() > 0:
         sys.stdout.flush()
         sys.stderr.flush()
         logging.shutdown()
