@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import RESULTS, machine, write
+from benchmarks.common import RESULTS, at_least, machine, write
 from compress import data as datasets
 from compress.bip.run import find_ticket
 from compress.bip.settings import BipHparams
@@ -210,11 +210,11 @@ def floors(results: list[dict]) -> dict[str, bool]:
     for bip in ("bip_sgd", "bip_mrbo"):
         for t in TARGETS:
             b, imp = get[(bip, t)], get[("imp", t)]
-            out[f"{bip}_{t}_acc_ge_imp_minus_0.005"] = b["test_acc_mean"] >= imp["test_acc_mean"] - 0.005
+            out[f"{bip}_{t}_acc_ge_imp_minus_0.005"] = at_least(b["test_acc_mean"], imp["test_acc_mean"] - 0.005)
             ratio = 0.5 if t == 0.2 else 1 / 3
             out[f"{bip}_{t}_wall_le_{ratio:.2f}_imp"] = b["wall_s_mean"] <= ratio * imp["wall_s_mean"]
         best_oneshot = max(get[(m, 0.02)]["test_acc_mean"] for m in ("oneshot", "oneshot_global"))
-        out[f"{bip}_0.02_acc_ge_oneshot_plus_0.005"] = get[(bip, 0.02)]["test_acc_mean"] >= best_oneshot + 0.005
+        out[f"{bip}_0.02_acc_ge_oneshot_plus_0.005"] = at_least(get[(bip, 0.02)]["test_acc_mean"], best_oneshot + 0.005)
     return out
 
 
