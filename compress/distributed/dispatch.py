@@ -182,8 +182,21 @@ def stop() -> None:
             pass
     if _S["stop"] is not None:
         _S["stop"].set()
-    if not ops.is_broken() and _rank() == 0:  # a serving rank leaves without it: see run_rank's exit
-        dist.destroy_process_group()
+    if not ops.is_broken():
+        # Leave in order: every serving rank leaves the group and says so, then rank 0 does. Rank 0's machine
+        # may host the rendezvous store (several machines), so it must outlive the others' leaving; and a
+        # peer that vanished without leaving makes gloo abort rank 0's own exit.
+        rank, world = _rank(), dist.get_world_size()
+        try:
+            if rank > 0:
+                dist.destroy_process_group()
+                _S["store"].set(f"{PREFIX}left/{rank}", b"1")
+            else:
+                _S["store"].wait([f"{PREFIX}left/{r}" for r in range(1, world)],
+                                 datetime.timedelta(seconds=min(60.0, timeout_s())))
+                dist.destroy_process_group()
+        except (RuntimeError, ValueError):  # a rank that did not say it left: leave as from a broken group
+            ops.broken()
     _S["started"] = False
 
 
@@ -229,9 +242,9 @@ def run_rank(main: Callable[[], Any]) -> int:
     code = code if isinstance(code, int) else (0 if code is None else 1)
     # Leave without the interpreter's normal exit where a peer may already be gone: gloo's and the store's threads
     # then abort it (SIGABRT, "terminate called without an active exception"). That happens to a broken group, and
-    # to a serving rank whose rank 0 has finished: with several machines, rank 0's launcher may close the
-    # rendezvous store while this rank is still leaving (seen in the two-launcher test), and the launcher would
-    # report this rank's finished, successful run as killed. A serving rank has nothing left to write.
+    # to a serving rank once rank 0 has finished: with several machines rank 0's launcher closes the rendezvous
+    # store, and this rank's launcher reported its finished, successful run as killed (seen in the two-launcher
+    # test). A serving rank has left the group (stop) and has nothing left to write.
     if ops.is_broken() or env_rank() > 0:
         sys.stdout.flush()
         sys.stderr.flush()
