@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compress import models
@@ -20,9 +20,10 @@ from compress.errors import LotteryError, RunDirError
 from compress.io import load_tensors, save_tensors
 from compress.mask import Mask
 from compress.ticket import TICKET_FILE, Ticket
+from tests import fuzzing
+from tests.fuzzing import FUZZ as SHARED_FUZZ
 
-FUZZ = settings(max_examples=40, derandomize=True, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(SHARED_FUZZ, max_examples=40)
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 TICKET_FILES = ("init.safetensors", "mask.safetensors", "final.safetensors")
 
@@ -39,17 +40,7 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-# A byte-level corruption: (kind, position as a fraction of the file, xor mask)
-byte_damage = st.tuples(st.sampled_from(["truncate", "flip"]), st.floats(0, 1, exclude_max=True),
-                        st.integers(1, 255))
-
-
-def _damage(data: bytes, damage: tuple[str, float, int]) -> bytes:
-    kind, where, mask = damage
-    i = int(where * len(data))
-    if kind == "truncate":
-        return data[:i]
-    return data[:i] + bytes([data[i] ^ mask]) + data[i + 1:]
+byte_damage = fuzzing.byte_damage("truncate", "flip")
 
 
 # An array-level corruption: (key, kind, index fraction)
@@ -89,7 +80,7 @@ def _check_loaded(ds) -> None:
 def test_npz_bytes(damage):
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "data.npz"
-        path.write_bytes(_damage(_npz_bytes(_npz_arrays()), damage))
+        path.write_bytes(fuzzing.damage(_npz_bytes(_npz_arrays()), damage))
         try:
             _check_loaded(npz(str(path)))
         except LotteryError:
@@ -139,7 +130,7 @@ def test_ticket_safetensors_bytes(ticket_dir, name, damage, with_digests):
     with tempfile.TemporaryDirectory() as tmp:
         d = _copy(ticket_dir, Path(tmp) / "t", with_digests)
         original = (d / name).read_bytes()
-        (d / name).write_bytes(_damage(original, damage))
+        (d / name).write_bytes(fuzzing.damage(original, damage))
         changed = (d / name).read_bytes() != original
         try:
             _load_and_build(d)
@@ -194,7 +185,7 @@ def test_ticket_tensors_of_the_wrong_kind(ticket_dir, damage):
 def test_ticket_json_bytes(ticket_dir, damage):
     with tempfile.TemporaryDirectory() as tmp:
         d = _copy(ticket_dir, Path(tmp) / "t", with_digests=True)
-        (d / TICKET_FILE).write_bytes(_damage((d / TICKET_FILE).read_bytes(), damage))
+        (d / TICKET_FILE).write_bytes(fuzzing.damage((d / TICKET_FILE).read_bytes(), damage))
         try:
             _load_and_build(d)
         except LotteryError:

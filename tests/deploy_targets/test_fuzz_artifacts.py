@@ -8,27 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compress.errors import LotteryError
+from tests import fuzzing
+from tests.fuzzing import FUZZ
 
-FUZZ = settings(derandomize=True, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-NAN32 = np.array([np.nan], np.float32).tobytes()
-byte_damage = st.tuples(st.sampled_from(["truncate", "flip", "nan"]), st.floats(0, 1, exclude_max=True),
-                        st.integers(1, 255))
-
-
-def _damage(data: bytes, damage: tuple[str, float, int]) -> bytes:
-    kind, where, mask = damage
-    i = int(where * len(data))
-    if kind == "truncate":
-        return data[:i]
-    if kind == "nan":  # four bytes of a float32 NaN, as a diverged weight would hold
-        i = min(i - i % 4, len(data) - 4)
-        return data[:i] + NAN32 + data[i + 4:]
-    return data[:i] + bytes([data[i] ^ mask]) + data[i + 1:]
+byte_damage = fuzzing.byte_damage("truncate", "flip", "nan")
 
 
 # --- ONNX ---------------------------------------------------------------------------------------------------------
@@ -90,7 +77,7 @@ def test_the_undamaged_onnx_model_runs():
 @settings(FUZZ, max_examples=60)
 @given(damage=byte_damage)
 def test_onnx_bytes(damage):
-    _evaluate_onnx(_damage(_onnx_model(), damage))
+    _evaluate_onnx(fuzzing.damage(_onnx_model(), damage))
 
 
 @needs_ort
@@ -120,7 +107,7 @@ def test_tflite_file_check(tflite, damage):
 
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "model.tflite"
-        path.write_bytes(_damage(tflite.read_bytes(), damage))
+        path.write_bytes(fuzzing.damage(tflite.read_bytes(), damage))
         try:
             check_tflite(path)
         except LotteryError:
@@ -137,7 +124,7 @@ def test_tflite_through_the_edge_runner(tflite, damage):
     x = np.random.default_rng(0).standard_normal((4, 8, 8, 1)).astype(np.float32)
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "model.tflite"
-        path.write_bytes(_damage(tflite.read_bytes(), damage))
+        path.write_bytes(fuzzing.damage(tflite.read_bytes(), damage))
         try:
             out = LceTarget(iters=1, warmup=0, work_dir=d, timeout_s=120).run(path, x, np.arange(4))
             assert np.isfinite(out["logits"]).all()
