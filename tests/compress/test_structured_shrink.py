@@ -10,6 +10,7 @@ from compress.models import ModelSpec, build
 from compress.structured.shrink import scale_units, shrink, shrunk_copy, structured_spec, widths
 from compress.structured.units import kept_count, unit_groups
 from compress.ticket import Ticket
+from tests.export.ticket_factory import random_bn_stats
 
 SHAPE = (1, 8, 8)
 
@@ -38,13 +39,7 @@ class UserNet(nn.Module):
 
 
 def random_stats(model: nn.Module, seed: int = 0) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.3)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+    random_bn_stats(model, torch.Generator().manual_seed(seed))
     return model.eval()
 
 
