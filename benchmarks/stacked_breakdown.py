@@ -1,0 +1,112 @@
+"""Where a stacked training step's time goes, at 1 and at 2 threads (a section of imp_batched_mnist5k).
+
+Six LeNet-300-100 trainings of one IMP level (2 seeds x ticket, reinit and random-mask control, 20% density)
+for a few epochs, timed three ways in the same process at each thread count:
+- one after another (`compress.train.train`), and stacked (`compress.train.stacked.train_stacked`);
+- the stacked step's kernels alone, as many steps: the forward batched matmuls, the backward ones (input
+  gradients of the hidden layers, every weight gradient) and the one fused Adam step over the members'
+  parameters, with no loss, masking, evaluation, autograd or Python around them. That time over the
+  sequential time is the lowest stacked/sequential ratio this machine allows for the work, whatever the
+  bookkeeping around the kernels costs.
+And the float32 matmul limit at that thread count (benchmarks.imp_batched_mnist5k.matmul_limit_flops).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+def _members(spec: Any, seeds: int = 2) -> list:
+    import torch
+
+    from compress import models
+    from compress.mask import Mask
+    from compress.train.stacked import Member
+
+    out = []
+    for seed in range(seeds):
+        for kind in range(3):
+            model = models.build(spec, seed=10 * seed + kind)
+            g = torch.Generator().manual_seed(kind)
+            mask = Mask({n: torch.rand(w.shape, generator=g) < 0.2 for n, w in models.prunable(model).items()})
+            out.append(Member(model, mask, seed=seed))
+    return out
+
+
+def _kernels_s(spec: Any, members: int, batch: int, steps: int) -> float:
+    """Seconds of `steps` stacked steps' matmuls and Adam alone (module docstring)."""
+    import torch
+
+    from compress import models
+
+    layers = [m for m in models.build(spec).modules() if isinstance(m, torch.nn.Linear)]
+    g = torch.Generator().manual_seed(0)
+    w = [torch.randn(members, lay.out_features, lay.in_features, generator=g) * 0.05 for lay in layers]
+    b = [torch.zeros(members, lay.out_features) for lay in layers]
+    params = [torch.nn.Parameter(t[i].clone()) for t in (*w, *b) for i in range(members)]
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=g) * 1e-3
+    opt = torch.optim.Adam(params, lr=1e-3, fused=True)
+    x = torch.randn(members, batch, layers[0].in_features, generator=g)
+
+    def step() -> None:
+        acts = [x]
+        for wi, bi in zip(w, b, strict=True):
+            acts.append(torch.baddbmm(bi.unsqueeze(1), acts[-1], wi.transpose(1, 2)).clamp_min_(0))
+        grad = torch.randn_like(acts[-1])
+        for i in reversed(range(len(w))):
+            torch.bmm(grad.transpose(1, 2), acts[i])
+            if i:
+                grad = torch.bmm(grad, w[i])
+        opt.step()
+
+    step()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return time.perf_counter() - t
+
+
+def breakdown(threads: int, epochs: float = 3, batch: int = 60) -> dict[str, float]:
+    """The three timings and the matmul limit at `threads` threads (module docstring)."""
+    import torch
+
+    from benchmarks.imp_batched_mnist5k import matmul_limit_flops
+    from compress import data as datasets
+    from compress import models
+    from compress.train import TrainHparams, train
+    from compress.train.stacked import train_stacked
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        ds = datasets.get("mnist5k")
+        spec = models.ModelSpec("lenet_300_100", ds.input_shape, ds.num_classes)
+        hp = TrainHparams(optimizer="adam", lr=1.2e-3, batch_size=batch, epochs=epochs)
+        warm = _members(spec)
+        train_stacked(warm, ds, hp.replace(epochs=0.5))
+        train(warm[0].model, ds, hp.replace(epochs=0.5), mask=warm[0].mask)
+        group = _members(spec)
+        t = time.perf_counter()
+        for m in group:
+            train(m.model, ds, hp, mask=m.mask, seed=m.seed)
+        seq_s = time.perf_counter() - t
+        group = _members(spec)
+        t = time.perf_counter()
+        train_stacked(group, ds, hp)
+        stacked_s = time.perf_counter() - t
+        steps = hp.total_iterations(len(ds.y_train))
+        kernels_s = _kernels_s(spec, len(group), batch, steps)
+        weights = sum(w.numel() for w in models.prunable(group[0].model).values())
+        limit = matmul_limit_flops() / (6 * weights)
+        samples = len(group) * steps * batch
+        return {"threads": threads, "members": len(group), "steps": steps, "sequential_s": round(seq_s, 3),
+                "stacked_s": round(stacked_s, 3), "stacked_over_sequential": round(stacked_s / seq_s, 3),
+                "kernels_s": round(kernels_s, 3), "kernels_over_sequential": round(kernels_s / seq_s, 3),
+                "sequential_samples_per_s": round(samples / seq_s, 1),
+                "stacked_samples_per_s": round(samples / stacked_s, 1),
+                "matmul_limit_samples_per_s": round(limit, 1),
+                "stacked_over_matmul_limit": round(samples / stacked_s / limit, 3)}
+    finally:
+        torch.set_num_threads(before)
