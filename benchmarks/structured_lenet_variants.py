@@ -1,0 +1,97 @@
+"""Does one GFS setting explain why GFS does not beat random units on LeNet-300-100 (structured_mnist5k)?
+
+The structured_mnist5k protocol for LeNet-300-100 on mnist5k (dense nets trained 20 epochs, Adam 1.2e-3, 3 seeds;
+every method trains the small net for the same epochs in all), keeping 50% and 25% of the hidden units: GFS
+as benchmarked there, then with one setting changed at a time, and random units and L1-norm for each finetune
+schedule:
+- `as_benchmarked`: constant lr, fixed n/|S| multiplier while finetuning, 1-epoch finetune after each layer,
+  50 candidates per step on a 64-sample minibatch;
+- `cosine`: cosine decay of the lr in every finetune (the reference code's finetune schedule), for GFS and the
+  controls alike;
+- `no_multiplier`: the n/|S| factor folded into the next layer's weights before finetuning;
+- `layer_lr_0.1x`: the finetune after each layer at a tenth of the lr;
+- `candidates_200`, `select_batch_128`: four times the candidates per step; the reference code's minibatch.
+Nothing here changes a default; it is a diagnostic of the structured_mnist5k result, written to
+benchmarks/results/structured_lenet_variants.json. Run alone: python -m benchmarks.structured_lenet_variants
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from benchmarks.common import Run, arguments
+
+KEEPS = (0.5, 0.25)
+VARIANTS = ("as_benchmarked", "cosine", "no_multiplier", "layer_lr_0.1x", "candidates_200", "select_batch_128")
+
+
+def gfs_settings(variant: str, keep: float, hp, layer_epochs: float):
+    from compress.structured.settings import GfsSettings
+
+    layer = hp.replace(epochs=layer_epochs)
+    kw = {"keep": keep, "layer_train": layer, "finetune": hp}
+    if variant == "cosine":
+        kw.update(layer_train=layer.replace(schedule="cosine"), finetune=hp.replace(schedule="cosine"))
+    elif variant == "no_multiplier":
+        kw["train_multiplier"] = False
+    elif variant == "layer_lr_0.1x":
+        kw["layer_train"] = layer.replace(lr=hp.lr / 10)
+    elif variant == "candidates_200":
+        kw["candidates"] = 200
+    elif variant == "select_batch_128":
+        kw["batch_size"] = 128
+    return GfsSettings(**kw)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--epochs", type=float, default=20, help="dense training and final finetune epochs")
+    ap.add_argument("--threads", type=int, default=1)
+    args = arguments(ap, argv)
+    run = Run("structured_lenet_variants", ap, args)
+    import torch
+
+    from benchmarks.structured_mnist5k import LAYER_EPOCHS, LR
+    from compress import data as datasets
+    from compress.models import ModelSpec, build
+    from compress.structured.gfs import gfs
+    from compress.structured.l1 import l1
+    from compress.structured.random_units import random_units
+    from compress.structured.settings import OneShotSettings
+    from compress.structured.units import unit_groups
+    from compress.train import TrainHparams, train
+
+    torch.set_num_threads(args.threads)
+    data = datasets.get("mnist5k")
+    spec = ModelSpec("lenet_300_100", data.input_shape, data.num_classes)
+    hp = TrainHparams(epochs=args.epochs, lr=LR["lenet_300_100"], batch_size=60, eval_every=100)
+    acc: dict[str, dict[float, list[float]]] = {}
+    dense_acc = []
+    for seed in range(args.seeds):
+        dense = build(spec, seed=seed)
+        dense_acc.append(train(dense, data, hp, seed=seed).test_acc)
+        layers = len(unit_groups(dense, data.input_shape, include_coupled=False))
+        for keep in KEEPS:
+            for variant in VARIANTS:
+                r = gfs(dense, spec, data, gfs_settings(variant, keep, hp, LAYER_EPOCHS), seed)
+                acc.setdefault(f"gfs/{variant}", {}).setdefault(keep, []).append(r.metrics["test_acc"])
+            for schedule in ("constant", "cosine"):
+                same = hp.replace(epochs=hp.epochs + layers * LAYER_EPOCHS, schedule=schedule)
+                for name, fn in (("random", random_units), ("l1", l1)):
+                    r = fn(dense, spec, data, OneShotSettings(keep=keep, finetune=same), seed)
+                    acc.setdefault(f"{name}/{schedule}", {}).setdefault(keep, []).append(r.metrics["test_acc"])
+        print(f"seed {seed} done ({time.perf_counter() - run.start:.0f} s)", flush=True)
+    rows = [{"method": key.split("/")[0], "variant": key.split("/")[1], "keep": keep,
+             "test_acc_mean": statistics.fmean(v), "test_acc_per_seed": v}
+            for key, by_keep in acc.items() for keep, v in by_keep.items()]
+    run.write({"dense_test_acc_mean": statistics.fmean(dense_acc), "dense_test_acc_per_seed": dense_acc,
+               "results": rows, "variants": list(VARIANTS),
+               "note": "GFS with one setting changed at a time; random units and L1-norm with the constant (as "
+                       "benchmarked) and the cosine finetune schedule; same dense nets and epochs in all."})
+
+
+if __name__ == "__main__":
+    main()
