@@ -22,6 +22,7 @@ from compress.io import save_json
 RESULTS = Path(__file__).resolve().parent / "results"
 WORK_ARGS = ("results", "out")  # where files go, not what is measured
 IDLE_LOAD = 0.5  # 1-minute load average below which the machine counts as idle when a run starts
+IDLE_WAIT_S = float(os.environ.get("LOTTERY_BENCH_IDLE_WAIT", "120"))  # how long a run waits for that at most
 
 
 def peak_rss_mb() -> float:
@@ -69,8 +70,20 @@ def load_note(start: list[float], end: list[float], cpus: int | None) -> str:
             f"(this run's own work included) on {cpus} CPUs: ")
     if start[0] < IDLE_LOAD:
         return head + f"the 1-min load was below {IDLE_LOAD} at start: measured alone on an idle machine."
-    return head + (f"the 1-min load was {start[0]} at start: other jobs shared the CPU, so wall times and "
-                   "latencies are inflated (accuracies are not affected).")
+    return head + (f"the 1-min load was {start[0]} at start: other work ran within the last minute or was still "
+                   "running, so wall times and latencies may be inflated (accuracies are not affected).")
+
+
+def wait_for_idle(limit_s: float = IDLE_WAIT_S, poll_s: float = 5.0) -> float:
+    """Wait until the 1-min load average is below IDLE_LOAD (it lags finished work by about a minute), at most
+    `limit_s` seconds; the seconds waited. A run that starts busy says so in its load note."""
+    start = time.perf_counter()
+    if os.getloadavg()[0] >= IDLE_LOAD and limit_s > 0:
+        print(f"waiting up to {limit_s:.0f} s for the 1-min load average ({os.getloadavg()[0]:.2f}) to fall below "
+              f"{IDLE_LOAD} (LOTTERY_BENCH_IDLE_WAIT=0 to skip)", flush=True)
+    while os.getloadavg()[0] >= IDLE_LOAD and time.perf_counter() - start < limit_s:
+        time.sleep(poll_s)
+    return round(time.perf_counter() - start, 1)
 
 
 def arguments(ap: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
@@ -103,6 +116,7 @@ class Run:
         self.name, self.args, self.with_torch = name, args, with_torch
         self.settings = {k: _plain(v) for k, v in vars(args).items() if k not in WORK_ARGS}
         self.at_defaults = not changed_args(ap, args)
+        self.idle_wait_s = wait_for_idle()
         self.start = time.perf_counter()
         self.load_start = load_average()
 
@@ -111,7 +125,7 @@ class Run:
         m = machine(self.with_torch)
         return {"settings": self.settings, "at_defaults": self.at_defaults,
                 "wall_s": round(time.perf_counter() - self.start, 1), "peak_rss_mb": peak_rss_mb(), "machine": m,
-                "load_average_start": self.load_start, "load_average_end": end,
+                "load_average_start": self.load_start, "load_average_end": end, "idle_wait_s": self.idle_wait_s,
                 "load_note": load_note(self.load_start, end, m.get("cpus"))}
 
     def write(self, payload: dict[str, Any], echo: bool = True, facts: dict[str, Any] | None = None) -> Path:
