@@ -78,10 +78,10 @@ def wait_for_idle(limit_s: float = IDLE_WAIT_S, poll_s: float = 5.0) -> float:
     """Wait until the 1-min load average is below IDLE_LOAD (it lags finished work by about a minute), at most
     `limit_s` seconds; the seconds waited. A run that starts busy says so in its load note."""
     start = time.perf_counter()
-    if os.getloadavg()[0] >= IDLE_LOAD and limit_s > 0:
-        print(f"waiting up to {limit_s:.0f} s for the 1-min load average ({os.getloadavg()[0]:.2f}) to fall below "
+    if load_average()[0] >= IDLE_LOAD and limit_s > 0:
+        print(f"waiting up to {limit_s:.0f} s for the 1-min load average ({load_average()[0]:.2f}) to fall below "
               f"{IDLE_LOAD} (LOTTERY_BENCH_IDLE_WAIT=0 to skip)", flush=True)
-    while os.getloadavg()[0] >= IDLE_LOAD and time.perf_counter() - start < limit_s:
+    while load_average()[0] >= IDLE_LOAD and time.perf_counter() - start < limit_s:
         time.sleep(poll_s)
     return round(time.perf_counter() - start, 1)
 

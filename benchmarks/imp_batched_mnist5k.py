@@ -33,23 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Run, arguments
-from benchmarks.stacked_breakdown import breakdown
+from benchmarks.stacked_breakdown import breakdown, matmul_limit_flops
 
 RAISED_DENSITY = 0.035
-
-
-def matmul_limit_flops(n: int = 4096, repeats: int = 5) -> float:
-    """Best float32 FLOP/s of an n x n matmul on this process's threads."""
-    import torch
-
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = 0.0
-    for _ in range(repeats):
-        t = time.perf_counter()
-        a @ b
-        best = max(best, 2 * n**3 / (time.perf_counter() - t))
-    return best
 
 
 def masked_vs_unmasked(threads: int, iterations: int, repeats: int) -> dict[str, float]:

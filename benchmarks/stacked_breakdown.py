@@ -8,13 +8,27 @@ for a few epochs, timed three ways in the same process at each thread count:
   parameters, with no loss, masking, evaluation, autograd or Python around them. That time over the
   sequential time is the lowest stacked/sequential ratio this machine allows for the work, whatever the
   bookkeeping around the kernels costs.
-And the float32 matmul limit at that thread count (benchmarks.imp_batched_mnist5k.matmul_limit_flops).
+And the float32 matmul limit at that thread count (`matmul_limit_flops`).
 """
 
 from __future__ import annotations
 
 import time
 from typing import Any
+
+
+def matmul_limit_flops(n: int = 4096, repeats: int = 5) -> float:
+    """Best float32 FLOP/s of an n x n matmul on this process's threads."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = 0.0
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = max(best, 2 * n**3 / (time.perf_counter() - t))
+    return best
 
 
 def _members(spec: Any, seeds: int = 2) -> list:
@@ -72,7 +86,6 @@ def breakdown(threads: int, epochs: float = 3, batch: int = 60) -> dict[str, flo
     """The three timings and the matmul limit at `threads` threads (module docstring)."""
     import torch
 
-    from benchmarks.imp_batched_mnist5k import matmul_limit_flops
     from compress import data as datasets
     from compress import models
     from compress.train import TrainHparams, train

@@ -54,14 +54,10 @@ def main(argv: list[str] | None = None) -> None:
     run = Run("structured_lenet_variants", ap, args)
     import torch
 
-    from benchmarks.structured_mnist5k import LAYER_EPOCHS, LR
+    from benchmarks.structured_mnist5k import LAYER_EPOCHS, LR, run_method
     from compress import data as datasets
     from compress.models import ModelSpec, build
     from compress.structured.gfs import gfs
-    from compress.structured.l1 import l1
-    from compress.structured.random_units import random_units
-    from compress.structured.settings import OneShotSettings
-    from compress.structured.units import unit_groups
     from compress.train import TrainHparams, train
 
     torch.set_num_threads(args.threads)
@@ -73,15 +69,13 @@ def main(argv: list[str] | None = None) -> None:
     for seed in range(args.seeds):
         dense = build(spec, seed=seed)
         dense_acc.append(train(dense, data, hp, seed=seed).test_acc)
-        layers = len(unit_groups(dense, data.input_shape, include_coupled=False))
         for keep in KEEPS:
             for variant in VARIANTS:
                 r = gfs(dense, spec, data, gfs_settings(variant, keep, hp, LAYER_EPOCHS), seed)
                 acc.setdefault(f"gfs/{variant}", {}).setdefault(keep, []).append(r.metrics["test_acc"])
             for schedule in ("constant", "cosine"):
-                same = hp.replace(epochs=hp.epochs + layers * LAYER_EPOCHS, schedule=schedule)
-                for name, fn in (("random", random_units), ("l1", l1)):
-                    r = fn(dense, spec, data, OneShotSettings(keep=keep, finetune=same), seed)
+                for name in ("random", "l1"):
+                    r = run_method(name, dense, spec, data, keep, hp.replace(schedule=schedule), seed)
                     acc.setdefault(f"{name}/{schedule}", {}).setdefault(keep, []).append(r.metrics["test_acc"])
         print(f"seed {seed} done ({time.perf_counter() - run.start:.0f} s)", flush=True)
     rows = [{"method": key.split("/")[0], "variant": key.split("/")[1], "keep": keep,
