@@ -11,6 +11,10 @@ schedule:
 - `no_multiplier`: the n/|S| factor folded into the next layer's weights before finetuning;
 - `layer_lr_0.1x`: the finetune after each layer at a tenth of the lr;
 - `candidates_200`, `select_batch_128`: four times the candidates per step; the reference code's minibatch.
+And a finetune-budget sweep (`budgets`): GFS as benchmarked, random units and L1-norm (constant lr) with a final
+finetune of 0.5, 1, 2 and 5 epochs instead of the dense training's 20 (the controls again get GFS's per-layer
+epochs on top, as in structured_mnist5k): does GFS's better selection (its per-layer log) show when the finetune
+is short, and how fast does finetuning close the gap?
 Nothing here changes a default; it is a diagnostic of the structured_mnist5k result, written to
 benchmarks/results/structured_lenet_variants.json. Run alone: python -m benchmarks.structured_lenet_variants
 """
@@ -24,6 +28,7 @@ import time
 from benchmarks.common import Run, arguments
 
 KEEPS = (0.5, 0.25)
+BUDGETS = (0.5, 1.0, 2.0, 5.0)
 VARIANTS = ("as_benchmarked", "cosine", "no_multiplier", "layer_lr_0.1x", "candidates_200", "select_batch_128")
 
 
@@ -50,6 +55,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=float, default=20, help="dense training and final finetune epochs")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--budgets", type=float, nargs="*", default=list(BUDGETS),
+                    help="final finetune epochs of the budget sweep (empty: skip it)")
     args = arguments(ap, argv)
     run = Run("structured_lenet_variants", ap, args)
     import torch
@@ -66,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     hp = TrainHparams(epochs=args.epochs, lr=LR["lenet_300_100"], batch_size=60, eval_every=100)
     acc: dict[str, dict[float, list[float]]] = {}
     dense_acc = []
+    budget: dict[tuple[str, float, float], list[float]] = {}
     for seed in range(args.seeds):
         dense = build(spec, seed=seed)
         dense_acc.append(train(dense, data, hp, seed=seed).test_acc)
@@ -77,12 +85,19 @@ def main(argv: list[str] | None = None) -> None:
                 for name in ("random", "l1"):
                     r = run_method(name, dense, spec, data, keep, hp.replace(schedule=schedule), seed)
                     acc.setdefault(f"{name}/{schedule}", {}).setdefault(keep, []).append(r.metrics["test_acc"])
+            for epochs in args.budgets:
+                for name in ("gfs", "random", "l1"):
+                    r = run_method(name, dense, spec, data, keep, hp.replace(epochs=epochs), seed)
+                    budget.setdefault((name, epochs, keep), []).append(r.metrics["test_acc"])
         print(f"seed {seed} done ({time.perf_counter() - run.start:.0f} s)", flush=True)
     rows = [{"method": key.split("/")[0], "variant": key.split("/")[1], "keep": keep,
              "test_acc_mean": statistics.fmean(v), "test_acc_per_seed": v}
             for key, by_keep in acc.items() for keep, v in by_keep.items()]
     run.write({"dense_test_acc_mean": statistics.fmean(dense_acc), "dense_test_acc_per_seed": dense_acc,
                "results": rows, "variants": list(VARIANTS),
+               "budgets": [{"method": name, "final_finetune_epochs": epochs, "keep": keep,
+                            "test_acc_mean": statistics.fmean(v), "test_acc_per_seed": v}
+                           for (name, epochs, keep), v in budget.items()],
                "note": "GFS with one setting changed at a time; random units and L1-norm with the constant (as "
                        "benchmarked) and the cosine finetune schedule; same dense nets and epochs in all."})
 
