@@ -16,6 +16,10 @@ finetune of 0.5, 1, 2 and 5 epochs instead of the dense training's 20 (the contr
 epochs on top, as in structured_mnist5k): does GFS's better selection (its per-layer log) show when the finetune
 is short, and how fast does finetuning close the gap? Plus the three at the full budget with every finetune
 (GFS's per-layer ones included) at a tenth of the dense lr, which moves a trained start point less.
+And the first hidden layer alone (`first_layer`): each method's choice of that layer's units in the trained net,
+validation loss and accuracy before any training and after the 1-epoch finetune GFS gives it (GFS as it hands the
+layer on, x n/|S| with the fixed multiplier, and its choice without that rescaling): how good is the selection
+itself, and what does the first finetune leave of it?
 Nothing here changes a default; it is a diagnostic of the structured_mnist5k result, written to
 benchmarks/results/structured_lenet_variants.json. Run alone: python -m benchmarks.structured_lenet_variants
 """
@@ -51,6 +55,50 @@ def gfs_settings(variant: str, keep: float, hp, layer_epochs: float):
     return GfsSettings(**kw)
 
 
+def first_layer(dense, data, keep: float, hp, seed: int) -> dict[str, dict[str, float]]:
+    """Validation (loss, accuracy) of the dense net with only its first hidden layer pruned, per choice of units,
+    before training and after GFS's 1-epoch layer finetune (`hp`; seeded as GFS seeds its first one)."""
+    import contextlib
+
+    import torch
+
+    from compress.structured.gfs import select_units
+    from compress.structured.l1 import l1_choice
+    from compress.structured.random_units import random_choice
+    from compress.structured.rescale import fixed_multipliers
+    from compress.structured.result import chosen_groups, clone, eval_subset, target_counts
+    from compress.structured.settings import GfsSettings
+    from compress.structured.shrink import scale_units, shrink
+    from compress.structured.units import group_by_name, unit_groups
+    from compress.train import evaluate, train
+
+    shape = data.input_shape
+    name = chosen_groups(dense, shape, (), need_gate=True)[0].name
+    group = group_by_name(unit_groups(dense, shape, include_coupled=True), name)
+    k = target_counts([group], keep)[name]
+    gfs_units, _ = select_units(clone(dense), group, data, GfsSettings(keep=keep), k,
+                                torch.Generator().manual_seed(seed), eval_subset(data, 1000, seed))
+    choices = {"gfs": gfs_units, "gfs_unscaled": gfs_units,
+               "random": random_choice(dense, group, k, torch.Generator().manual_seed(seed)),
+               "l1": l1_choice(dense, group, k)}
+    out = {}
+    for method, units in choices.items():
+        net, factor = clone(dense), group.size / len(units)
+        if method == "gfs":
+            scale = torch.zeros(group.size)
+            scale[units] = factor
+            scale_units(net, group, scale)
+        shrink(net, {name: sorted(units)}, shape)
+        before = evaluate(net, data.x_val, data.y_val)
+        multiplier = fixed_multipliers(net, shape, {name: factor}) if method == "gfs" else contextlib.nullcontext()
+        with multiplier:
+            train(net, data, hp, seed=seed * 7919 + 1)
+        after = evaluate(net, data.x_val, data.y_val)
+        out[method] = {"val_loss_before": before[0], "val_acc_before": before[1],
+                       "val_loss_after": after[0], "val_acc_after": after[1]}
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=3)
@@ -77,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     acc: dict[str, dict[float, list[float]]] = {}
     dense_acc = []
     budget: dict[tuple[str, float, float, float], list[float]] = {}
+    first: dict[tuple[str, float], dict[str, list[float]]] = {}
     for seed in range(args.seeds):
         dense = build(spec, seed=seed)
         dense_acc.append(train(dense, data, hp, seed=seed).test_acc)
@@ -88,6 +137,9 @@ def main(argv: list[str] | None = None) -> None:
                 for name in ("random", "l1"):
                     r = run_method(name, dense, spec, data, keep, hp.replace(schedule=schedule), seed)
                     acc.setdefault(f"{name}/{schedule}", {}).setdefault(keep, []).append(r.metrics["test_acc"])
+            for method, v in first_layer(dense, data, keep, hp.replace(epochs=LAYER_EPOCHS), seed).items():
+                for key, value in v.items():
+                    first.setdefault((method, keep), {}).setdefault(key, []).append(value)
             sweep = [(e, 1.0) for e in args.budgets] + ([(args.epochs, args.low_lr)] if args.low_lr else [])
             for epochs, factor in sweep:
                 for name in ("gfs", "random", "l1"):
@@ -102,6 +154,9 @@ def main(argv: list[str] | None = None) -> None:
                "budgets": [{"method": name, "final_finetune_epochs": epochs, "lr_factor": factor, "keep": keep,
                             "test_acc_mean": statistics.fmean(v), "test_acc_per_seed": v}
                            for (name, epochs, factor, keep), v in budget.items()],
+               "first_layer": [{"method": name, "keep": keep,
+                                **{f"{k}_mean": statistics.fmean(v) for k, v in m.items()},
+                                **{f"{k}_per_seed": v for k, v in m.items()}} for (name, keep), m in first.items()],
                "note": "GFS with one setting changed at a time; random units and L1-norm with the constant (as "
                        "benchmarked) and the cosine finetune schedule; same dense nets and epochs in all."})
 
