@@ -9,6 +9,7 @@ schedule:
 - `cosine`: cosine decay of the lr in every finetune (the reference code's finetune schedule), for GFS and the
   controls alike;
 - `no_multiplier`: the n/|S| factor folded into the next layer's weights before finetuning;
+- `no_rescale`: no n/|S| factor at all once a layer is selected (the kept units at their trained scale);
 - `layer_lr_0.1x`: the finetune after each layer at a tenth of the lr;
 - `candidates_200`, `select_batch_128`: four times the candidates per step; the reference code's minibatch.
 And a finetune-budget sweep (`budgets`): GFS as benchmarked, random units and L1-norm (constant lr) with a final
@@ -34,7 +35,8 @@ from benchmarks.common import Run, arguments
 
 KEEPS = (0.5, 0.25)
 BUDGETS = (0.5, 1.0, 2.0, 5.0)
-VARIANTS = ("as_benchmarked", "cosine", "no_multiplier", "layer_lr_0.1x", "candidates_200", "select_batch_128")
+VARIANTS = ("as_benchmarked", "cosine", "no_multiplier", "no_rescale", "layer_lr_0.1x", "candidates_200",
+            "select_batch_128")
 
 
 def gfs_settings(variant: str, keep: float, hp, layer_epochs: float):
@@ -46,6 +48,8 @@ def gfs_settings(variant: str, keep: float, hp, layer_epochs: float):
         kw.update(layer_train=layer.replace(schedule="cosine"), finetune=hp.replace(schedule="cosine"))
     elif variant == "no_multiplier":
         kw["train_multiplier"] = False
+    elif variant == "no_rescale":
+        kw["rescale"] = False
     elif variant == "layer_lr_0.1x":
         kw["layer_train"] = layer.replace(lr=hp.lr / 10)
     elif variant == "candidates_200":

@@ -6,8 +6,9 @@ that most lowers the loss on a fresh training minibatch is added, among `candida
 from those not selected yet. The layer's output is the uniform average of the selected units rescaled by the
 width, i.e. each selected unit is multiplied by n / |S| (n units in the layer): with every unit selected the
 network is the original one. A layer stops at the target width (or, with `top1_tol`, once training accuracy
-recovers). The scale is folded into the next layers' weights, the layer is physically shrunk, and the whole
-network is finetuned briefly; at the end the shrunk network is finetuned in full.
+recovers). The scale is folded into the next layers' weights (or, with `rescale` off, dropped: the kept units
+keep their trained scale), the layer is physically shrunk, and the whole network is finetuned briefly; at the
+end the shrunk network is finetuned in full.
 
 As in the reference code (lushleaf/Network-Pruning-Greedy-Forward-Selection, mobile2_prune.py): candidates are
 sampled without replacement among unselected units, losses are measured in eval mode (BatchNorm running
@@ -113,13 +114,14 @@ def gfs(model: nn.Module, spec: ModelSpec, data: Dataset, settings: GfsSettings,
         t_layer = time.perf_counter()
         group = group_by_name(unit_groups(net, shape, include_coupled=True), name)  # consumers move as layers shrink
         selected, entry = select_units(net, group, data, settings, targets[name], gen, eval_xy)
-        scale = torch.zeros(group.size)
-        scale[selected] = group.size / len(selected)
-        scale_units(net, group, scale)
+        if settings.rescale:
+            scale = torch.zeros(group.size)
+            scale[selected] = group.size / len(selected)
+            scale_units(net, group, scale)
+            factors[name] = group.size / len(selected)
         shrink(net, {name: selected}, shape)
         keep[name] = sorted(selected)
         entry["select_s"] = round(time.perf_counter() - t_layer, 3)
-        factors[name] = group.size / len(selected)
         with _multipliers(net, shape, factors, settings):
             r = train(net, data, settings.layer_train, seed=seed * 7919 + i + 1)
         entry.update({"val_acc_after_finetune": r.val_acc, "finetune_s": round(r.wall_s, 3)})

@@ -48,6 +48,11 @@ class GfsSettings(Hparams):
     eval_samples: int = setting(1000, lo=1, help="Training samples of the recovery check and of the accuracies "
                                                  "logged per layer (reference code: every 200th training image).")
     layers: tuple[str, ...] = setting((), help=LAYERS_HELP)
+    rescale: bool = setting(True, help="Hand each layer on as the selection scored it, its kept units multiplied by "
+                                       "n/|S| (paper and reference code); off = the kept units at their trained "
+                                       "scale (the selection still scores the rescaled average). Without "
+                                       "normalization layers the rescaled network starts its finetune at a higher "
+                                       "loss (benchmarks/structured_lenet_variants.py, first_layer).")
     train_multiplier: bool = setting(True, help="Finetune with the n/|S| rescaling as a fixed multiplier before the "
                                                 "next layer, as the reference code's mask layer does; off = folded "
                                                 "into that layer's weights first (the same function; without "

@@ -181,3 +181,18 @@ def test_settings_are_validated_and_import_no_torch():
     assert GfsSettings(keep=0.25).digest() != GfsSettings().digest()
     code = "import sys, compress.structured.settings; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("rescale", [True, False])
+def test_rescale_scales_the_kept_units_into_the_next_layer_or_not(digits, rescale):
+    spec = ModelSpec("lenet_300_100", SHAPE, 10, 0.25)
+    model = build(spec, seed=0)
+    still = TrainHparams(optimizer="sgd", lr=1e-12, iterations=1, eval_every=1)  # finetunes that move nothing
+    st = GfsSettings(keep=0.5, candidates=10, batch_size=32, eval_samples=200, rescale=rescale,
+                     layer_train=still, finetune=still)
+    res = gfs(model, spec, digits, st, seed=0)
+    k1, k3 = res.keep["1"], res.keep["3"]
+    f1, f3 = (75 / 38, 25 / 12) if rescale else (1.0, 1.0)
+    assert torch.allclose(res.model[1].weight, model[1].weight[k1], atol=1e-9)
+    assert torch.allclose(res.model[3].weight, model[3].weight[k3][:, k1] * f1, atol=1e-6)
+    assert torch.allclose(res.model[5].weight, model[5].weight[:, k3] * f3, atol=1e-6)
