@@ -35,11 +35,9 @@ def main(argv: list[str] | None = None) -> None:
     run = Run("structured_gfs_rescale", ap, args)
     import torch
 
-    from benchmarks.structured_mnist5k import LAYER_EPOCHS, LR, run_method
+    from benchmarks.structured_mnist5k import LR, run_method
     from compress import data as datasets
     from compress.models import ModelSpec, build
-    from compress.structured.gfs import gfs
-    from compress.structured.settings import GfsSettings
     from compress.train import TrainHparams, train
 
     torch.set_num_threads(args.threads)
@@ -54,8 +52,8 @@ def main(argv: list[str] | None = None) -> None:
             net = build(spec, seed=seed)
             acc.setdefault("dense", []).append(train(net, data, hp, seed=seed).test_acc)
             for mode, kw in MODES.items():
-                st = GfsSettings(keep=args.keep, layer_train=hp.replace(epochs=LAYER_EPOCHS), finetune=hp, **kw)
-                acc.setdefault(f"gfs/{mode}", []).append(gfs(net, spec, data, st, seed).metrics["test_acc"])
+                r = run_method("gfs", net, spec, data, args.keep, hp, seed, **kw)
+                acc.setdefault(f"gfs/{mode}", []).append(r.metrics["test_acc"])
             r = run_method("random", net, spec, data, args.keep, hp, seed)
             acc.setdefault("random/-", []).append(r.metrics["test_acc"])
             print(f"{name} seed {seed} done ({time.perf_counter() - run.start:.0f} s)", flush=True)

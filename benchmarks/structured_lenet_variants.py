@@ -66,13 +66,13 @@ def first_layer(dense, data, keep: float, hp, seed: int) -> dict[str, dict[str, 
 
     import torch
 
-    from compress.structured.gfs import select_units
+    from compress.structured.gfs import rescale_selected, select_units
     from compress.structured.l1 import l1_choice
     from compress.structured.random_units import random_choice
     from compress.structured.rescale import fixed_multipliers
     from compress.structured.result import chosen_groups, clone, eval_subset, target_counts
     from compress.structured.settings import GfsSettings
-    from compress.structured.shrink import scale_units, shrink
+    from compress.structured.shrink import shrink
     from compress.structured.units import group_by_name, unit_groups
     from compress.train import evaluate, train
 
@@ -89,9 +89,7 @@ def first_layer(dense, data, keep: float, hp, seed: int) -> dict[str, dict[str, 
     for method, units in choices.items():
         net, factor = clone(dense), group.size / len(units)
         if method == "gfs":
-            scale = torch.zeros(group.size)
-            scale[units] = factor
-            scale_units(net, group, scale)
+            rescale_selected(net, group, units)
         shrink(net, {name: sorted(units)}, shape)
         before = evaluate(net, data.x_val, data.y_val)
         multiplier = fixed_multipliers(net, shape, {name: factor}) if method == "gfs" else contextlib.nullcontext()

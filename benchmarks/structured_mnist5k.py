@@ -48,13 +48,15 @@ KEEPS = (0.5, 0.25)
 LAYER_EPOCHS = 1.0  # GFS's short finetune after each layer
 METHODS = ("gfs", "l1", "random", "small_dense")
 LR = {"lenet_300_100": 1.2e-3, "conv4": 3e-4}  # the LTH paper's Adam rates (lottery's defaults for these nets)
-def run_method(method: str, dense: torch.nn.Module, spec: ModelSpec, data, keep: float, hp: TrainHparams, seed: int):
-    """GFS finetunes 1 epoch after each of its layers and `hp` at the end; the others train as many epochs in all."""
+def run_method(method: str, dense: torch.nn.Module, spec: ModelSpec, data, keep: float, hp: TrainHparams, seed: int,
+               **gfs_options):
+    """GFS finetunes 1 epoch after each of its layers and `hp` at the end; the others train as many epochs in all.
+    `gfs_options`: other GfsSettings of the GFS run."""
     layers = len(unit_groups(dense, data.input_shape, include_coupled=False))
     same = hp.replace(epochs=hp.epochs + layers * LAYER_EPOCHS)
     if method == "gfs":
-        return gfs(dense, spec, data, GfsSettings(keep=keep, layer_train=hp.replace(epochs=LAYER_EPOCHS), finetune=hp),
-                   seed)
+        return gfs(dense, spec, data, GfsSettings(keep=keep, layer_train=hp.replace(epochs=LAYER_EPOCHS), finetune=hp,
+                                                  **gfs_options), seed)
     if method in ("l1", "random"):
         fn = l1 if method == "l1" else random_units
         return fn(dense, spec, data, OneShotSettings(keep=keep, finetune=same), seed)

@@ -97,6 +97,16 @@ def select_units(model: nn.Module, group: UnitGroup, data: Dataset, settings: Gf
                       "step_losses": [round(v, 5) for v in losses]}
 
 
+def rescale_selected(model: nn.Module, group: UnitGroup, selected: list[int]) -> float:
+    """Multiply the selected units of `group` by n / |S| (folded into their consumers' weights) and zero the
+    others, the function GFS scored; the factor n / |S|."""
+    factor = group.size / len(selected)
+    scale = torch.zeros(group.size)
+    scale[selected] = factor
+    scale_units(model, group, scale)
+    return factor
+
+
 def gfs(model: nn.Module, spec: ModelSpec, data: Dataset, settings: GfsSettings, seed: int = 0) -> StructuredResult:
     """Greedy forward selection on the trained `model` (built from `spec`; left unchanged): every chosen layer
     selected, folded, shrunk and briefly finetuned in forward order, then the shrunk network finetuned."""
@@ -115,10 +125,7 @@ def gfs(model: nn.Module, spec: ModelSpec, data: Dataset, settings: GfsSettings,
         group = group_by_name(unit_groups(net, shape, include_coupled=True), name)  # consumers move as layers shrink
         selected, entry = select_units(net, group, data, settings, targets[name], gen, eval_xy)
         if settings.rescale:
-            scale = torch.zeros(group.size)
-            scale[selected] = group.size / len(selected)
-            scale_units(net, group, scale)
-            factors[name] = group.size / len(selected)
+            factors[name] = rescale_selected(net, group, selected)
         shrink(net, {name: selected}, shape)
         keep[name] = sorted(selected)
         entry["select_s"] = round(time.perf_counter() - t_layer, 3)
@@ -140,4 +147,4 @@ def _multipliers(net: nn.Module, shape: tuple[int, ...], factors: dict[str, floa
     return fixed_multipliers(net, shape, factors) if settings.train_multiplier else contextlib.nullcontext()
 
 
-__all__ = ["gfs", "select_units", "uniform_gates"]
+__all__ = ["gfs", "rescale_selected", "select_units", "uniform_gates"]

@@ -14,7 +14,7 @@ from compress.data import Dataset
 from compress.errors import UsageError
 from compress.models import ModelSpec, build
 from compress.structured.candidates import candidate_scores, supports
-from compress.structured.gfs import gfs, select_units, uniform_gates
+from compress.structured.gfs import gfs, rescale_selected, select_units, uniform_gates
 from compress.structured.rescale import fixed_multipliers
 from compress.structured.result import eval_subset
 from compress.structured.settings import GfsSettings
@@ -119,9 +119,7 @@ def test_folding_and_shrinking_keep_the_selected_function(digits):
     xy = eval_subset(digits, 300, seed=0)
     sel, log = select_units(model, group, digits, GfsSettings(keep=0.25, batch_size=32), 4,
                             torch.Generator().manual_seed(0), xy)
-    scale = torch.zeros(group.size)
-    scale[sel] = group.size / len(sel)
-    scale_units(model, group, scale)
+    rescale_selected(model, group, sel)
     shrink(model, {group.name: sel}, SHAPE)
     assert model[2].out_channels == 4 and evaluate(model, *xy)[1] == pytest.approx(log["train_acc_selected"], abs=1e-6)
 
