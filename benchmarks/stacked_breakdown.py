@@ -3,9 +3,11 @@
 Six LeNet-300-100 trainings of one IMP level (2 seeds x ticket, reinit and random-mask control, 20% density)
 for a few epochs, timed three ways in the same process at each thread count:
 - one after another (`compress.train.train`), and stacked (`compress.train.stacked.train_stacked`);
-- the stacked step's kernels alone, as many steps: the forward batched matmuls, the backward ones (input
-  gradients of the hidden layers, every weight gradient) and the one fused Adam step over the members'
-  parameters, with no loss, masking, evaluation, autograd or Python around them. That time over the
+- the stacked step's kernels alone, as many steps: the forward matmuls, the backward ones (input gradients of
+  the hidden layers, every weight gradient) and the one fused Adam step over the members' parameters, with no
+  loss, masking, evaluation, autograd or Python around them. Each matmul is the one the stacked layers run:
+  batched over the members where that is bitwise what one member alone gets, else one per member
+  (`compress.train.stack._exact`; at two threads the first layer's forward is one matmul per member). That time over the
   sequential time is the lowest stacked/sequential ratio this machine allows for the work, whatever the
   bookkeeping around the kernels costs.
 And the float32 matmul limit at that thread count (`matmul_limit_flops`).
@@ -53,6 +55,7 @@ def _kernels_s(spec: Any, members: int, batch: int, steps: int) -> float:
     import torch
 
     from compress import models
+    from compress.train.stack import _exact, _fwd, _gw, _gx
 
     layers = [m for m in models.build(spec).modules() if isinstance(m, torch.nn.Linear)]
     g = torch.Generator().manual_seed(0)
@@ -64,15 +67,15 @@ def _kernels_s(spec: Any, members: int, batch: int, steps: int) -> float:
     opt = torch.optim.Adam(params, lr=1e-3, fused=True)
     x = torch.randn(members, batch, layers[0].in_features, generator=g)
 
-    def step() -> None:
+    def step() -> None:  # each matmul batched where the stacked layers batch it, else one per member
         acts = [x]
         for wi, bi in zip(w, b, strict=True):
-            acts.append(torch.baddbmm(bi.unsqueeze(1), acts[-1], wi.transpose(1, 2)).clamp_min_(0))
+            acts.append(_fwd(acts[-1], wi, bi, batched=_exact(_fwd, acts[-1], wi, bi)).clamp_min_(0))
         grad = torch.randn_like(acts[-1])
         for i in reversed(range(len(w))):
-            torch.bmm(grad.transpose(1, 2), acts[i])
+            _gw(grad, acts[i], batched=_exact(_gw, grad, acts[i]))
             if i:
-                grad = torch.bmm(grad, w[i])
+                grad = _gx(grad, w[i], batched=_exact(_gx, grad, w[i]))
         opt.step()
 
     step()
