@@ -1,8 +1,8 @@
 """The second core for stacked trainings: MKL's threads in one process, or one process per core (issue 16).
 
 One IMP level's six LeNet-300-100 trainings on mnist5k (benchmarks.stacked_breakdown: 2 seeds x ticket, reinit
-and random-mask control, 20% density; Adam 1.2e-3, batch 60), `--epochs` epochs, timed in turn `--repeats`
-times (medians):
+and random-mask control, 20% density; Adam 1.2e-3, batch 60), `--epochs` epochs, each way `--repeats` times
+(medians; the first two in turn, then the two processes' rounds):
 - `sequential_2t`: one after another in this process at two threads (lottery without stacking);
 - `stacked_2t`: one stack in this process at two threads (lottery's stacked trainings);
 - `stacked_2x1t`: two processes at one thread each, each training one seed's three members as one stack,
@@ -77,11 +77,13 @@ def two_processes(epochs: float, repeats: int) -> list[float]:
 
 def one_process(epochs: float, stacked: bool) -> tuple[float, list]:
     """(wall seconds, the trained members) of the six trainings in this process at its thread count."""
+    import torch
+
     from benchmarks.stacked_breakdown import _members
     from compress.train import train
     from compress.train.stacked import train_stacked
 
-    ds, spec, hp = _setup(_threads(), epochs)
+    ds, spec, hp = _setup(torch.get_num_threads(), epochs)
     group = _members(spec)
     t = time.perf_counter()
     if stacked:
@@ -90,12 +92,6 @@ def one_process(epochs: float, stacked: bool) -> tuple[float, list]:
         for m in group:
             train(m.model, ds, hp, mask=m.mask, seed=m.seed)
     return time.perf_counter() - t, group
-
-
-def _threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
 
 
 def numerics(rounds: int, epochs: float, root: Path) -> dict[str, Any]:
@@ -128,7 +124,8 @@ def main(argv: list[str] | None = None) -> None:
     from compress import models
 
     ds, spec, hp = _setup(2, args.epochs)
-    one_process(0.5, stacked=True), one_process(0.5, stacked=False)  # warm-up
+    for stacked in (True, False):  # warm-up
+        one_process(0.5, stacked)
     times: dict[str, list[float]] = {"sequential_2t": [], "stacked_2t": []}
     for _ in range(args.repeats):  # in turn, so a drift of the host's speed hits all alike
         times["sequential_2t"].append(one_process(args.epochs, stacked=False)[0])
