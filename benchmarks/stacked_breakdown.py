@@ -50,6 +50,35 @@ def _members(spec: Any, seeds: int = 2) -> list:
     return out
 
 
+def setup(threads: int, epochs: float, batch: int = 60) -> tuple[Any, Any, Any]:
+    """Set the thread count; (mnist5k, the LeNet-300-100 spec, the level's training settings)."""
+    import torch
+
+    from compress import data as datasets
+    from compress import models
+    from compress.train import TrainHparams
+
+    torch.set_num_threads(threads)
+    ds = datasets.get("mnist5k")
+    spec = models.ModelSpec("lenet_300_100", ds.input_shape, ds.num_classes)
+    return ds, spec, TrainHparams(optimizer="adam", lr=1.2e-3, batch_size=batch, epochs=epochs)
+
+
+def six_trainings(ds: Any, spec: Any, hp: Any, stacked: bool) -> tuple[float, list]:
+    """(wall seconds, the trained members) of the level's six trainings, stacked or one after another."""
+    from compress.train import train
+    from compress.train.stacked import train_stacked
+
+    group = _members(spec)
+    t = time.perf_counter()
+    if stacked:
+        train_stacked(group, ds, hp)
+    else:
+        for m in group:
+            train(m.model, ds, hp, mask=m.mask, seed=m.seed)
+    return time.perf_counter() - t, group
+
+
 def _kernels_s(spec: Any, members: int, batch: int, steps: int) -> float:
     """Seconds of `steps` stacked steps' matmuls and Adam alone (module docstring)."""
     import torch
@@ -89,29 +118,18 @@ def breakdown(threads: int, epochs: float = 3, batch: int = 60) -> dict[str, flo
     """The three timings and the matmul limit at `threads` threads (module docstring)."""
     import torch
 
-    from compress import data as datasets
     from compress import models
-    from compress.train import TrainHparams, train
+    from compress.train import train
     from compress.train.stacked import train_stacked
 
     before = torch.get_num_threads()
-    torch.set_num_threads(threads)
     try:
-        ds = datasets.get("mnist5k")
-        spec = models.ModelSpec("lenet_300_100", ds.input_shape, ds.num_classes)
-        hp = TrainHparams(optimizer="adam", lr=1.2e-3, batch_size=batch, epochs=epochs)
+        ds, spec, hp = setup(threads, epochs, batch)
         warm = _members(spec)
         train_stacked(warm, ds, hp.replace(epochs=0.5))
         train(warm[0].model, ds, hp.replace(epochs=0.5), mask=warm[0].mask)
-        group = _members(spec)
-        t = time.perf_counter()
-        for m in group:
-            train(m.model, ds, hp, mask=m.mask, seed=m.seed)
-        seq_s = time.perf_counter() - t
-        group = _members(spec)
-        t = time.perf_counter()
-        train_stacked(group, ds, hp)
-        stacked_s = time.perf_counter() - t
+        seq_s = six_trainings(ds, spec, hp, stacked=False)[0]
+        stacked_s, group = six_trainings(ds, spec, hp, stacked=True)
         steps = hp.total_iterations(len(ds.y_train))
         kernels_s = _kernels_s(spec, len(group), batch, steps)
         weights = sum(w.numel() for w in models.prunable(group[0].model).values())

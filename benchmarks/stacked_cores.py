@@ -29,26 +29,13 @@ from typing import Any
 from benchmarks.common import Run, arguments
 
 
-def _setup(threads: int, epochs: float) -> tuple[Any, Any, Any]:
-    import torch
-
-    from compress import data as datasets
-    from compress import models
-    from compress.train import TrainHparams
-
-    torch.set_num_threads(threads)
-    ds = datasets.get("mnist5k")
-    spec = models.ModelSpec("lenet_300_100", ds.input_shape, ds.num_classes)
-    return ds, spec, TrainHparams(optimizer="adam", lr=1.2e-3, batch_size=60, epochs=epochs)
-
-
 def _half(seed: int, epochs: float, repeats: int, barrier: Any, out: Any) -> None:
     """Worker: at one thread, train seed `seed`'s three members as one stack, `repeats` times, each round
     started with the other worker; put (seed, [(start, end), ...]) on `out` (time.monotonic, shared by both)."""
-    from benchmarks.stacked_breakdown import _members
+    from benchmarks.stacked_breakdown import _members, setup
     from compress.train.stacked import train_stacked
 
-    ds, spec, hp = _setup(1, epochs)
+    ds, spec, hp = setup(1, epochs)
     train_stacked(_members(spec)[3 * seed:3 * seed + 3], ds, hp.replace(epochs=0.5))  # warm-up
     spans = []
     for _ in range(repeats):
@@ -73,25 +60,6 @@ def two_processes(epochs: float, repeats: int) -> list[float]:
     for p in procs:
         p.join()
     return [max(a[1], b[1]) - min(a[0], b[0]) for a, b in zip(spans[0], spans[1], strict=True)]
-
-
-def one_process(epochs: float, stacked: bool) -> tuple[float, list]:
-    """(wall seconds, the trained members) of the six trainings in this process at its thread count."""
-    import torch
-
-    from benchmarks.stacked_breakdown import _members
-    from compress.train import train
-    from compress.train.stacked import train_stacked
-
-    ds, spec, hp = _setup(torch.get_num_threads(), epochs)
-    group = _members(spec)
-    t = time.perf_counter()
-    if stacked:
-        train_stacked(group, ds, hp)
-    else:
-        for m in group:
-            train(m.model, ds, hp, mask=m.mask, seed=m.seed)
-    return time.perf_counter() - t, group
 
 
 def numerics(rounds: int, epochs: float, root: Path) -> dict[str, Any]:
@@ -120,16 +88,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=None, help="run root of the IMP runs (default: a fresh temp dir)")
     args = arguments(ap, argv)
     run = Run("stacked_cores", ap, args)
-    from benchmarks.stacked_breakdown import matmul_limit_flops
+    from benchmarks.stacked_breakdown import matmul_limit_flops, setup, six_trainings
     from compress import models
 
-    ds, spec, hp = _setup(2, args.epochs)
+    ds, spec, hp = setup(2, args.epochs)
     for stacked in (True, False):  # warm-up
-        one_process(0.5, stacked)
+        six_trainings(ds, spec, hp.replace(epochs=0.5), stacked)
     times: dict[str, list[float]] = {"sequential_2t": [], "stacked_2t": []}
     for _ in range(args.repeats):  # in turn, so a drift of the host's speed hits all alike
-        times["sequential_2t"].append(one_process(args.epochs, stacked=False)[0])
-        times["stacked_2t"].append(one_process(args.epochs, stacked=True)[0])
+        times["sequential_2t"].append(six_trainings(ds, spec, hp, stacked=False)[0])
+        times["stacked_2t"].append(six_trainings(ds, spec, hp, stacked=True)[0])
     times["stacked_2x1t"] = two_processes(args.epochs, args.repeats)
     med = {k: statistics.median(v) for k, v in times.items()}
     samples = 6 * hp.total_iterations(len(ds.y_train)) * hp.batch_size
